@@ -1,1 +1,102 @@
-fn main() {}
+//! `throng`: messaging as a service in one binary.
+
+mod amqp;
+mod config;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "throng",
+    version,
+    about = "Throng: messaging as a service (AMQP 1.0)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run a standalone node (router and broker in one process).
+    Serve {
+        /// TOML config file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where data is kept (default ./data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// AMQP listener address, e.g. 127.0.0.1:0.
+        #[arg(long)]
+        amqp: Option<String>,
+        /// MQTT listener address.
+        #[arg(long)]
+        mqtt: Option<String>,
+        /// HTTP listener address.
+        #[arg(long)]
+        http: Option<String>,
+    },
+    /// Measure an AMQP 1.0 server: throughput, latency, server CPU per message.
+    Bench(throng_bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("THRONG_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("throng: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Commands::Serve {
+            config,
+            data_dir,
+            amqp,
+            mqtt,
+            http,
+        } => {
+            let cfg = match config {
+                Some(path) => match config::Config::load(&path) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("throng: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => config::Config::default(),
+            };
+            runtime.block_on(serve::serve(
+                cfg,
+                serve::ServeOverrides {
+                    data_dir,
+                    amqp,
+                    mqtt,
+                    http,
+                },
+            ))
+        }
+        Commands::Bench(args) => runtime.block_on(throng_bench::run(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("throng: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -9,6 +9,7 @@
 
 mod connection;
 mod hash;
+pub use hash::IdMap;
 mod types;
 
 pub use connection::Connection;

@@ -1,0 +1,164 @@
+//! Direct multicast: each message goes, presettled, to every consumer attached now. A
+//! consumer without credit misses the message (counted), so a slow consumer never holds
+//! up the others; producers get credit while at least one consumer is attached.
+
+use crate::address::ConsumerKey;
+use crate::outbox::{Command, Outbox};
+use crate::queue::CreditWindow;
+use std::sync::{Arc, Mutex, MutexGuard};
+use throng_amqp::engine::LinkId;
+use throng_amqp::message::Message;
+
+/// Credit a producer is topped up to.
+pub const PRODUCER_WINDOW: u32 = 500;
+
+struct Consumer {
+    key: ConsumerKey,
+    outbox: Arc<Outbox>,
+    link: LinkId,
+    credit: CreditWindow,
+}
+
+#[derive(Default)]
+struct State {
+    consumers: Vec<Consumer>,
+    producers: Vec<(Arc<Outbox>, LinkId, u32)>,
+    dropped: u64,
+    next_token: u64,
+}
+
+/// A multicast address.
+pub struct Multicast {
+    name: String,
+    state: Mutex<State>,
+}
+
+impl Multicast {
+    /// A multicast address with no links.
+    pub fn new(name: impl Into<String>) -> Self {
+        Multicast {
+            name: name.into(),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The address name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of attached consumers.
+    pub fn consumer_count(&self) -> usize {
+        self.lock().consumers.len()
+    }
+
+    /// Copies dropped because a consumer had no credit.
+    pub fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+
+    /// Registers a producer; its credit arrives as [`Command::SetCredit`].
+    pub fn add_producer(&self, outbox: Arc<Outbox>, link: LinkId) {
+        let mut st = self.lock();
+        st.producers.push((outbox, link, 0));
+        Self::rebalance(&mut st);
+    }
+
+    /// Forgets a producer.
+    pub fn remove_producer(&self, outbox: &Arc<Outbox>, link: LinkId) {
+        self.lock()
+            .producers
+            .retain(|(o, l, _)| !(Arc::ptr_eq(o, outbox) && *l == link));
+    }
+
+    /// Registers a consumer.
+    pub fn add_consumer(&self, outbox: Arc<Outbox>, link: LinkId) -> ConsumerKey {
+        let key = ConsumerKey::fresh();
+        let mut st = self.lock();
+        st.consumers.push(Consumer {
+            key,
+            outbox,
+            link,
+            credit: CreditWindow::new(),
+        });
+        Self::rebalance(&mut st);
+        key
+    }
+
+    /// Removes a consumer.
+    pub fn remove_consumer(&self, key: ConsumerKey) {
+        let mut st = self.lock();
+        st.consumers.retain(|c| c.key != key);
+        Self::rebalance(&mut st);
+    }
+
+    /// Updates a consumer's credit; a drain completes at once (nothing is buffered).
+    pub fn flow(&self, key: ConsumerKey, limit: u32, drain: bool) {
+        let mut st = self.lock();
+        if let Some(c) = st.consumers.iter_mut().find(|c| c.key == key) {
+            c.credit.limit = limit;
+            if drain && c.credit.available() > 0 {
+                c.credit.dispatched = limit;
+                c.outbox.push(Command::Drained { link: c.link });
+            }
+        }
+    }
+
+    /// Sends a copy to every consumer with credit; returns how many got one (0 means no
+    /// consumer was attached or none could take it).
+    pub fn publish(&self, from: (&Arc<Outbox>, LinkId), msg: Message) -> usize {
+        let mut st = self.lock();
+        let mut sent = 0;
+        let mut dropped = 0;
+        let token = st.next_token;
+        st.next_token += 1;
+        for c in st.consumers.iter_mut() {
+            if c.credit.available() > 0 {
+                c.credit.dispatched = c.credit.dispatched.wrapping_add(1);
+                c.outbox.push(Command::Deliver {
+                    link: c.link,
+                    msg: msg.clone(),
+                    token,
+                    settled: true,
+                    delivery_count: 0,
+                });
+                sent += 1;
+            } else {
+                dropped += 1;
+            }
+        }
+        st.dropped += dropped;
+        if let Some(p) = st
+            .producers
+            .iter_mut()
+            .find(|(o, l, _)| *l == from.1 && Arc::ptr_eq(o, from.0))
+        {
+            p.2 = p.2.saturating_sub(1);
+        }
+        Self::rebalance(&mut st);
+        sent
+    }
+
+    fn rebalance(st: &mut State) {
+        let open = !st.consumers.is_empty();
+        for (outbox, link, granted) in st.producers.iter_mut() {
+            if !open && *granted > 0 {
+                *granted = 0;
+                outbox.push(Command::SetCredit {
+                    link: *link,
+                    credit: 0,
+                });
+            } else if open && *granted <= PRODUCER_WINDOW / 2 {
+                *granted = PRODUCER_WINDOW;
+                outbox.push(Command::SetCredit {
+                    link: *link,
+                    credit: PRODUCER_WINDOW,
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! Tenants (address spaces) and the node that holds them. A tenant owns its addresses and
+//! users; two tenants may both have an address `orders` and never meet.
+
+use crate::address::{Address, AddressKind};
+use crate::anycast::Anycast;
+use crate::multicast::Multicast;
+use crate::queue::Queue;
+use crate::topic::Topic;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// Name of each tenant's dead-letter queue.
+pub const DEAD_LETTER_ADDRESS: &str = "DLQ";
+
+/// An operation a permission grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Send,
+    Recv,
+    View,
+    Manage,
+}
+
+impl Op {
+    /// Parses the config spelling.
+    pub fn parse(s: &str) -> Option<Op> {
+        Some(match s {
+            "send" => Op::Send,
+            "recv" => Op::Recv,
+            "view" => Op::View,
+            "manage" => Op::Manage,
+            _ => return None,
+        })
+    }
+}
+
+/// Operations allowed on addresses matching a pattern (`*` matches any suffix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Permission {
+    pub pattern: String,
+    pub ops: Vec<Op>,
+}
+
+impl Permission {
+    /// Whether the pattern matches `address`.
+    pub fn matches(&self, address: &str) -> bool {
+        match self.pattern.strip_suffix('*') {
+            Some(prefix) => address.starts_with(prefix),
+            None => self.pattern == address,
+        }
+    }
+}
+
+/// A user of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub password: String,
+    pub permissions: Vec<Permission>,
+}
+
+impl User {
+    /// Whether the user may do `op` on `address`.
+    pub fn may(&self, op: Op, address: &str) -> bool {
+        self.permissions
+            .iter()
+            .any(|p| p.ops.contains(&op) && p.matches(address))
+    }
+
+    /// Compares a presented password in time independent of where it differs.
+    pub fn password_matches(&self, presented: &[u8]) -> bool {
+        let expected = self.password.as_bytes();
+        if expected.len() != presented.len() {
+            return false;
+        }
+        expected
+            .iter()
+            .zip(presented)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+}
+
+/// A tenant: its addresses and users.
+pub struct Tenant {
+    name: String,
+    auto_create: bool,
+    users: Vec<User>,
+    addresses: RwLock<HashMap<String, Address>>,
+    dead_letter: Arc<Queue>,
+    next_dynamic: AtomicU64,
+}
+
+impl Tenant {
+    /// A tenant with only its dead-letter queue.
+    pub fn new(name: impl Into<String>, auto_create: bool, users: Vec<User>) -> Self {
+        let dead_letter = Arc::new(Queue::new(DEAD_LETTER_ADDRESS, None));
+        let mut map = HashMap::new();
+        map.insert(
+            DEAD_LETTER_ADDRESS.to_string(),
+            Address::Queue(dead_letter.clone()),
+        );
+        Tenant {
+            name: name.into(),
+            auto_create,
+            users,
+            addresses: RwLock::new(map),
+            dead_letter,
+            next_dynamic: AtomicU64::new(1),
+        }
+    }
+
+    /// The tenant's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether attaching to an unknown address creates it.
+    pub fn auto_create(&self) -> bool {
+        self.auto_create
+    }
+
+    /// Whether clients must authenticate (the tenant has users).
+    pub fn requires_auth(&self) -> bool {
+        !self.users.is_empty()
+    }
+
+    /// Finds a user by name.
+    pub fn user(&self, name: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.name == name)
+    }
+
+    /// Looks an address up.
+    pub fn lookup(&self, name: &str) -> Option<Address> {
+        self.addresses
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Creates an address of `kind`, or returns the existing one of that name.
+    pub fn create(&self, name: &str, kind: AddressKind) -> Address {
+        let mut map = self.addresses.write().unwrap_or_else(|e| e.into_inner());
+        map.entry(name.to_string())
+            .or_insert_with(|| match kind {
+                AddressKind::Queue => {
+                    Address::Queue(Arc::new(Queue::new(name, Some(self.dead_letter.clone()))))
+                }
+                AddressKind::Topic => Address::Topic(Arc::new(Topic::new(name))),
+                AddressKind::Anycast => Address::Anycast(Arc::new(Anycast::new(name))),
+                AddressKind::Multicast => Address::Multicast(Arc::new(Multicast::new(name))),
+            })
+            .clone()
+    }
+
+    /// Looks an address up, creating it as `kind` when the tenant auto-creates.
+    pub fn resolve(&self, name: &str, kind: AddressKind) -> Option<Address> {
+        match self.lookup(name) {
+            Some(a) => Some(a),
+            None if self.auto_create => Some(self.create(name, kind)),
+            None => None,
+        }
+    }
+
+    /// Creates a temporary anycast address with a unique name (dynamic receivers).
+    pub fn create_dynamic(&self, connection: u64) -> (String, Address) {
+        let n = self.next_dynamic.fetch_add(1, Ordering::Relaxed);
+        let name = format!("$dynamic/{connection:x}/{n}");
+        let addr = self.create(&name, AddressKind::Anycast);
+        (name, addr)
+    }
+
+    /// Removes an address.
+    pub fn remove(&self, name: &str) {
+        self.addresses
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+
+    /// Names and types of all addresses.
+    pub fn addresses(&self) -> Vec<(String, AddressKind)> {
+        let map = self.addresses.read().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = map.iter().map(|(k, a)| (k.clone(), a.kind())).collect();
+        v.sort();
+        v
+    }
+}
+
+/// A node: the set of tenants it serves.
+pub struct Node {
+    tenants: HashMap<String, Arc<Tenant>>,
+    default_tenant: Option<Arc<Tenant>>,
+    next_connection: AtomicU64,
+}
+
+impl Node {
+    /// A node serving `tenants`; the one named `default` (or the only one) serves clients
+    /// that name no tenant.
+    pub fn new(tenants: Vec<Tenant>) -> Self {
+        let tenants: HashMap<String, Arc<Tenant>> = tenants
+            .into_iter()
+            .map(|t| (t.name().to_string(), Arc::new(t)))
+            .collect();
+        let default_tenant = tenants.get("default").cloned().or_else(|| {
+            if tenants.len() == 1 {
+                tenants.values().next().cloned()
+            } else {
+                None
+            }
+        });
+        Node {
+            tenants,
+            default_tenant,
+            next_connection: AtomicU64::new(1),
+        }
+    }
+
+    /// A tenant by name.
+    pub fn tenant(&self, name: &str) -> Option<Arc<Tenant>> {
+        self.tenants.get(name).cloned()
+    }
+
+    /// The tenant for clients that name none.
+    pub fn default_tenant(&self) -> Option<Arc<Tenant>> {
+        self.default_tenant.clone()
+    }
+
+    /// All tenants.
+    pub fn tenants(&self) -> impl Iterator<Item = &Arc<Tenant>> {
+        self.tenants.values()
+    }
+
+    /// A fresh connection number (logs, dynamic address names).
+    pub fn next_connection_id(&self) -> u64 {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+}

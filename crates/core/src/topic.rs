@@ -1,0 +1,68 @@
+//! A store-and-forward topic: every subscription is a queue of its own that receives a
+//! copy (a reference to the same bytes) of each message published after it was created.
+
+use crate::queue::Queue;
+use std::sync::{Arc, Mutex};
+use throng_amqp::message::Message;
+
+/// A topic and its live (non-durable) subscriptions.
+pub struct Topic {
+    name: String,
+    subscriptions: Mutex<Vec<Arc<Queue>>>,
+}
+
+impl Topic {
+    /// A topic with no subscribers.
+    pub fn new(name: impl Into<String>) -> Self {
+        Topic {
+            name: name.into(),
+            subscriptions: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The topic's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Creates a subscription; the caller attaches its consumer to the returned queue and
+    /// calls [`Topic::unsubscribe`] when the subscriber goes.
+    pub fn subscribe(&self) -> Arc<Queue> {
+        let q = Arc::new(Queue::new(format!("{}::sub", self.name), None));
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(q.clone());
+        q
+    }
+
+    /// Drops a subscription and whatever it still held.
+    pub fn unsubscribe(&self, sub: &Arc<Queue>) {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|q| !Arc::ptr_eq(q, sub));
+    }
+
+    /// Number of live subscriptions.
+    pub fn subscriber_count(&self) -> usize {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// Copies the message to every subscription. Returns the subscription that is full,
+    /// if any, so the producer can wait for it.
+    pub fn publish(&self, msg: Message) -> Option<Arc<Queue>> {
+        // lock order: topic, then subscription queue (a queue never locks its topic)
+        let subs = self.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut full = None;
+        for q in subs.iter() {
+            if !q.publish(msg.clone()) {
+                full = Some(q.clone());
+            }
+        }
+        full
+    }
+}

@@ -1,0 +1,290 @@
+//! The per-connection task: socket ⇄ engine ⇄ router core.
+//!
+//! One task owns the engine, reads into the engine's input buffer, writes the engine's
+//! output in batches (one `write` for everything produced since the last one), and applies
+//! the commands addresses put in its [`Outbox`]. Reading pauses while unwritten output
+//! is above a high-water mark, so a client that does not read cannot make the node buffer
+//! without bound, and a slow client only ever stalls its own task.
+
+use super::auth::{self, Principal};
+use super::links::{ConsumerLink, ProducerLink};
+use bytes::{Buf, BytesMut};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use throng_amqp::definitions::{condition, Error};
+use throng_amqp::engine::{Connection, ConnectionConfig, Event, IdMap, LinkId};
+use throng_core::{Command, Node, Outbox};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tracing::{debug, info, warn};
+
+/// Unwritten output above which the task stops reading and taking new deliveries.
+const HIGH_WATER: usize = 1 << 20;
+
+/// Per-connection protocol limits.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    pub idle_timeout: Duration,
+    pub max_frame_size: u32,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            idle_timeout: Duration::from_secs(60),
+            max_frame_size: 65536,
+        }
+    }
+}
+
+/// State of one client connection.
+pub(super) struct Conn {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub node: Arc<Node>,
+    pub engine: Connection,
+    pub outbox: Arc<Outbox>,
+    pub principal: Option<Principal>,
+    pub consumers: IdMap<LinkId, ConsumerLink>,
+    pub producers: IdMap<LinkId, ProducerLink>,
+}
+
+enum Wake {
+    Read(std::io::Result<usize>),
+    Wrote(std::io::Result<usize>),
+    Commands,
+    Timer,
+}
+
+/// Serves one AMQP client until it closes or fails.
+pub async fn serve_connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    node: Arc<Node>,
+    limits: ConnectionLimits,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let id = node.next_connection_id();
+    let mut cfg = ConnectionConfig::server(format!("throng-{id}"));
+    cfg.idle_timeout = Some(limits.idle_timeout);
+    cfg.max_frame_size = limits.max_frame_size;
+    cfg.offered_capabilities = vec!["ANONYMOUS-RELAY".into()];
+    let mut conn = Conn {
+        id,
+        peer,
+        node,
+        engine: Connection::new(cfg, Instant::now()),
+        outbox: Arc::new(Outbox::new()),
+        principal: None,
+        consumers: IdMap::default(),
+        producers: IdMap::default(),
+    };
+    debug!(conn = id, %peer, "connection accepted");
+    conn.run(stream).await;
+    conn.release_all_links();
+    debug!(conn = id, %peer, "connection finished");
+}
+
+impl Conn {
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: S) {
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let mut out = BytesMut::new();
+        let mut cmds: Vec<Command> = Vec::new();
+        let outbox = self.outbox.clone();
+        loop {
+            if self.engine.has_output() {
+                let o = self.engine.output();
+                if out.is_empty() {
+                    out = o.split();
+                } else {
+                    out.extend_from_slice(o);
+                    o.clear();
+                }
+            }
+            if self.engine.is_closed() && out.is_empty() {
+                let _ = wr.shutdown().await;
+                return;
+            }
+            let deadline = self.engine.poll_timeout();
+            let can_read = out.len() < HIGH_WATER && !self.engine.is_closed();
+            let input = self.engine.input_buffer();
+            if input.capacity() - input.len() < 16 * 1024 {
+                input.reserve(64 * 1024);
+            }
+            let wake = tokio::select! {
+                biased;
+                r = wr.write(&out), if !out.is_empty() => Wake::Wrote(r),
+                r = rd.read_buf(input), if can_read => Wake::Read(r),
+                _ = outbox.notified(), if out.len() < HIGH_WATER => Wake::Commands,
+                _ = sleep_until(deadline), if deadline.is_some() => Wake::Timer,
+            };
+            match wake {
+                Wake::Wrote(Ok(n)) => out.advance(n),
+                Wake::Wrote(Err(e)) => {
+                    debug!(conn = self.id, "write failed: {e}");
+                    return;
+                }
+                Wake::Read(Ok(0)) => {
+                    if !self.engine.is_closed() {
+                        debug!(conn = self.id, peer = %self.peer, "peer closed the socket without close");
+                    }
+                    return;
+                }
+                Wake::Read(Ok(_)) => {
+                    self.engine.process_input_at(Instant::now());
+                    self.handle_events();
+                }
+                Wake::Read(Err(e)) => {
+                    debug!(conn = self.id, "read failed: {e}");
+                    return;
+                }
+                Wake::Commands => {
+                    outbox.drain_into(&mut cmds);
+                    for cmd in cmds.drain(..) {
+                        self.apply(cmd);
+                    }
+                    self.handle_events();
+                }
+                Wake::Timer => {
+                    self.engine.handle_timeout(Instant::now());
+                    self.handle_events();
+                }
+            }
+        }
+    }
+
+    fn handle_events(&mut self) {
+        while let Some(ev) = self.engine.poll_event() {
+            match ev {
+                Event::SaslInit {
+                    mechanism,
+                    initial_response,
+                    hostname,
+                } => {
+                    match auth::authenticate(
+                        &self.node,
+                        mechanism.as_str(),
+                        initial_response.as_deref(),
+                        hostname.as_deref(),
+                    ) {
+                        Ok(p) => {
+                            debug!(conn = self.id, tenant = p.tenant.name(), user = ?p.user.as_ref().map(|u| &u.name), "authenticated");
+                            self.principal = Some(p);
+                            self.engine.sasl_outcome(true);
+                        }
+                        Err(reason) => {
+                            warn!(conn = self.id, peer = %self.peer, mechanism = %mechanism, "authentication refused: {reason}");
+                            self.engine.sasl_outcome(false);
+                        }
+                    }
+                }
+                Event::Opened(open) => {
+                    if self.principal.is_none() {
+                        match auth::anonymous_without_sasl(&self.node, open.hostname.as_deref()) {
+                            Ok(p) => self.principal = Some(p),
+                            Err(reason) => {
+                                warn!(conn = self.id, peer = %self.peer, "connection refused: {reason}");
+                                self.engine.close(Some(Error::new(
+                                    condition::UNAUTHORIZED_ACCESS,
+                                    reason,
+                                )));
+                            }
+                        }
+                    }
+                    if let Some(p) = &self.principal {
+                        info!(conn = self.id, peer = %self.peer, tenant = p.tenant.name(), container = %open.container_id, "connection opened");
+                    }
+                }
+                Event::AttachRequested { link, attach, .. } => self.on_attach(link, *attach),
+                Event::Flow {
+                    link,
+                    credit,
+                    drain,
+                    ..
+                } => self.on_flow(link, credit, drain),
+                Event::Delivery {
+                    link,
+                    delivery_id,
+                    payload,
+                    settled,
+                    ..
+                } => self.on_delivery(link, delivery_id, payload, settled),
+                Event::Disposition {
+                    link,
+                    delivery_id,
+                    state,
+                    settled,
+                } => self.on_disposition(link, delivery_id, state, settled),
+                Event::Detached { link, error, .. } => {
+                    if let Some(e) = error {
+                        debug!(conn = self.id, "peer detached link with {}", e.condition);
+                    }
+                    self.release_link(link);
+                }
+                Event::Closed { error, by_peer } => match (error, by_peer) {
+                    (Some(e), true) => {
+                        info!(conn = self.id, peer = %self.peer, "closed by peer with {}: {:?}", e.condition, e.description)
+                    }
+                    (Some(e), false) => {
+                        warn!(conn = self.id, peer = %self.peer, "closing connection: {}: {}", e.condition, e.description.unwrap_or_default())
+                    }
+                    (None, _) => info!(conn = self.id, peer = %self.peer, "connection closed"),
+                },
+                Event::SessionBegun(_) | Event::SessionEnded { .. } | Event::Attached { .. } => {}
+            }
+        }
+    }
+
+    fn apply(&mut self, cmd: Command) {
+        match cmd {
+            Command::Deliver {
+                link,
+                msg,
+                token,
+                settled,
+                delivery_count,
+            } => self.deliver(link, msg, token, settled, delivery_count),
+            Command::Outcome {
+                link,
+                delivery_id,
+                state,
+            } => {
+                if self.producers.contains_key(&link) {
+                    self.engine
+                        .disposition(link, delivery_id, Some(state), true);
+                }
+            }
+            Command::SetCredit { link, credit } => {
+                if let Some(p) = self.producers.get_mut(&link) {
+                    p.credit = credit;
+                    let _ = self.engine.flow(link, credit, false);
+                }
+            }
+            Command::Unblocked { link } => {
+                if let Some(p) = self.producers.get_mut(&link) {
+                    p.blocked = false;
+                }
+                self.top_up(link);
+            }
+            Command::Drained { link } => {
+                if self.consumers.contains_key(&link) {
+                    let _ = self.engine.drained(link);
+                }
+            }
+            Command::Detach { link, error } => {
+                if self.consumers.contains_key(&link) || self.producers.contains_key(&link) {
+                    let _ = self.engine.detach(link, true, Some(error));
+                    self.release_link(link);
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,574 @@
+//! Links between a client and the router core: attach resolution (address lookup,
+//! auto-create, dynamic reply addresses, permissions), producer credit, routing of
+//! received messages, and settlement of consumers' deliveries.
+
+use super::connection::Conn;
+use bytes::Bytes;
+use std::sync::Arc;
+use throng_amqp::codec::Symbol;
+use throng_amqp::definitions::{
+    condition, Attach, DeliveryState, Error, ReceiverSettleMode, Rejected, Role, SenderSettleMode,
+    Source, TargetTerminus,
+};
+use throng_amqp::engine::{IdMap, LinkId, LinkSpec};
+use throng_amqp::message::Message;
+use throng_core::anycast::{Anycast, Forwarded, Origin};
+use throng_core::multicast::Multicast;
+use throng_core::queue::Queue;
+use throng_core::topic::Topic;
+use throng_core::{Address, AddressKind, ConsumerKey, Op, Outcome};
+use tracing::{debug, warn};
+
+/// Credit a producer to a queue, topic or the anonymous relay is topped up to.
+pub const PRODUCER_WINDOW: u32 = 1000;
+
+/// What a consumer link reads from.
+pub(super) enum ConsumerSource {
+    Queue(Arc<Queue>),
+    Subscription {
+        topic: Arc<Topic>,
+        queue: Arc<Queue>,
+    },
+    Anycast(Arc<Anycast>),
+    Multicast(Arc<Multicast>),
+}
+
+/// A link on which we send to a client.
+pub(super) struct ConsumerLink {
+    source: ConsumerSource,
+    key: ConsumerKey,
+    address: String,
+    dynamic: bool,
+    /// Transfers the engine sent on this link (its delivery-count).
+    sent: u32,
+    /// Engine delivery id → core token, for unsettled deliveries.
+    inflight: IdMap<u32, u64>,
+}
+
+/// Where a producer link's messages go.
+pub(super) enum ProducerTarget {
+    Address(Address),
+    /// The anonymous relay: each message names its address in `to`.
+    Anonymous,
+}
+
+/// A link on which a client sends to us.
+pub(super) struct ProducerLink {
+    target: ProducerTarget,
+    /// Credit the client holds, as we granted it.
+    pub credit: u32,
+    /// Waiting for a full queue to drain.
+    pub blocked: bool,
+}
+
+fn has_capability(caps: &Option<Vec<Symbol>>, name: &str) -> bool {
+    caps.as_ref()
+        .is_some_and(|c| c.iter().any(|s| s.as_str() == name))
+}
+
+fn rejected(cond: &str, desc: impl Into<String>) -> DeliveryState {
+    DeliveryState::Rejected(Rejected {
+        error: Some(Error::new(cond, desc)),
+    })
+}
+
+impl Conn {
+    fn refuse(&mut self, link: LinkId, cond: &str, reason: String) {
+        let tenant = self
+            .principal
+            .as_ref()
+            .map_or("-", |p| p.tenant.name())
+            .to_string();
+        warn!(conn = self.id, peer = %self.peer, tenant = %tenant, "attach refused: {cond}: {reason}");
+        let _ = self.engine.refuse_link(link, Error::new(cond, reason));
+    }
+
+    fn allowed(&self, op: Op, address: &str) -> bool {
+        match self.principal.as_ref().and_then(|p| p.user.as_ref()) {
+            None => true,
+            Some(u) => u.may(op, address),
+        }
+    }
+
+    pub(super) fn on_attach(&mut self, link: LinkId, attach: Attach) {
+        let Some(principal) = self.principal.clone() else {
+            return self.refuse(
+                link,
+                condition::UNAUTHORIZED_ACCESS,
+                "not authenticated".into(),
+            );
+        };
+        if attach.rcv_settle_mode == Some(ReceiverSettleMode::Second) {
+            return self.refuse(
+                link,
+                condition::NOT_IMPLEMENTED,
+                "rcv-settle-mode second is not supported".into(),
+            );
+        }
+        let tenant = principal.tenant.clone();
+        match attach.role {
+            Role::Sender => {
+                let target = match &attach.target {
+                    Some(TargetTerminus::Target(t)) => t.clone(),
+                    Some(TargetTerminus::Coordinator(_)) => {
+                        return self.refuse(
+                            link,
+                            condition::NOT_IMPLEMENTED,
+                            "transactions are not supported yet".into(),
+                        )
+                    }
+                    None => {
+                        return self.refuse(
+                            link,
+                            condition::INVALID_FIELD,
+                            "attach without a target".into(),
+                        )
+                    }
+                };
+                if target.dynamic == Some(true) {
+                    return self.refuse(
+                        link,
+                        condition::NOT_IMPLEMENTED,
+                        "dynamic targets are not supported".into(),
+                    );
+                }
+                let ptarget = match target.address.as_deref().filter(|a| !a.is_empty()) {
+                    None => ProducerTarget::Anonymous,
+                    Some(name) => {
+                        if !self.allowed(Op::Send, name) {
+                            return self.refuse(
+                                link,
+                                condition::UNAUTHORIZED_ACCESS,
+                                format!("no permission to send to `{name}`"),
+                            );
+                        }
+                        let kind = if has_capability(&target.capabilities, "topic") {
+                            AddressKind::Topic
+                        } else {
+                            AddressKind::Queue
+                        };
+                        match tenant.resolve(name, kind) {
+                            Some(a) => ProducerTarget::Address(a),
+                            None => {
+                                return self.refuse(
+                                    link,
+                                    condition::NOT_FOUND,
+                                    format!("no address `{name}`"),
+                                )
+                            }
+                        }
+                    }
+                };
+                let spec = LinkSpec {
+                    role: Role::Receiver,
+                    source: attach.source.clone(),
+                    target: attach.target.clone(),
+                    snd_settle_mode: attach.snd_settle_mode.unwrap_or_default(),
+                    rcv_settle_mode: ReceiverSettleMode::First,
+                    ..LinkSpec::default()
+                };
+                if self.engine.accept_link(link, spec).is_err() {
+                    return;
+                }
+                self.producers.insert(
+                    link,
+                    ProducerLink {
+                        target: ptarget,
+                        credit: 0,
+                        blocked: false,
+                    },
+                );
+                match self.producers.get(&link).map(|p| &p.target) {
+                    Some(ProducerTarget::Address(Address::Anycast(a))) => {
+                        a.clone().add_producer(self.outbox.clone(), link)
+                    }
+                    Some(ProducerTarget::Address(Address::Multicast(m))) => {
+                        m.clone().add_producer(self.outbox.clone(), link)
+                    }
+                    Some(ProducerTarget::Address(Address::Queue(q))) if !q.has_space() => {
+                        let q = q.clone();
+                        if let Some(p) = self.producers.get_mut(&link) {
+                            p.blocked = true;
+                        }
+                        q.notify_when_space(self.outbox.clone(), link);
+                    }
+                    _ => self.top_up(link),
+                }
+            }
+            Role::Receiver => {
+                let Some(mut source) = attach.source.clone() else {
+                    return self.refuse(
+                        link,
+                        condition::INVALID_FIELD,
+                        "attach without a source".into(),
+                    );
+                };
+                let dynamic = source.dynamic == Some(true);
+                let (name, address) = if dynamic {
+                    let (name, a) = tenant.create_dynamic(self.id);
+                    source.address = Some(name.clone());
+                    (name, a)
+                } else {
+                    let Some(name) = source.address.clone().filter(|a| !a.is_empty()) else {
+                        return self.refuse(
+                            link,
+                            condition::INVALID_FIELD,
+                            "source address is required".into(),
+                        );
+                    };
+                    if !self.allowed(Op::Recv, &name) {
+                        return self.refuse(
+                            link,
+                            condition::UNAUTHORIZED_ACCESS,
+                            format!("no permission to receive from `{name}`"),
+                        );
+                    }
+                    let kind = if has_capability(&source.capabilities, "topic") {
+                        AddressKind::Topic
+                    } else {
+                        AddressKind::Queue
+                    };
+                    match tenant.resolve(&name, kind) {
+                        Some(a) => (name, a),
+                        None => {
+                            return self.refuse(
+                                link,
+                                condition::NOT_FOUND,
+                                format!("no address `{name}`"),
+                            )
+                        }
+                    }
+                };
+                let requested = attach.snd_settle_mode.unwrap_or_default();
+                let presettled = requested == SenderSettleMode::Settled;
+                let settle_mode = match address {
+                    Address::Multicast(_) => SenderSettleMode::Settled,
+                    _ if presettled => SenderSettleMode::Settled,
+                    _ => SenderSettleMode::Unsettled,
+                };
+                let spec = LinkSpec {
+                    role: Role::Sender,
+                    source: Some(Source { ..source }),
+                    target: attach.target.clone(),
+                    snd_settle_mode: settle_mode,
+                    rcv_settle_mode: ReceiverSettleMode::First,
+                    ..LinkSpec::default()
+                };
+                if self.engine.accept_link(link, spec).is_err() {
+                    if dynamic {
+                        tenant.remove(&name);
+                    }
+                    return;
+                }
+                let (source, key) = match address {
+                    Address::Queue(q) => {
+                        let key = q.add_consumer(self.outbox.clone(), link, presettled);
+                        (ConsumerSource::Queue(q), key)
+                    }
+                    Address::Topic(t) => {
+                        let queue = t.subscribe();
+                        let key = queue.add_consumer(self.outbox.clone(), link, presettled);
+                        (ConsumerSource::Subscription { topic: t, queue }, key)
+                    }
+                    Address::Anycast(a) => {
+                        let key = a.add_consumer(self.outbox.clone(), link, presettled);
+                        (ConsumerSource::Anycast(a), key)
+                    }
+                    Address::Multicast(m) => {
+                        let key = m.add_consumer(self.outbox.clone(), link);
+                        (ConsumerSource::Multicast(m), key)
+                    }
+                };
+                debug!(conn = self.id, address = %name, "consumer attached");
+                self.consumers.insert(
+                    link,
+                    ConsumerLink {
+                        source,
+                        key,
+                        address: name,
+                        dynamic,
+                        sent: 0,
+                        inflight: IdMap::default(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Grants a queue/topic/anonymous producer a fresh window when it runs low.
+    pub(super) fn top_up(&mut self, link: LinkId) {
+        let Some(p) = self.producers.get_mut(&link) else {
+            return;
+        };
+        if p.blocked
+            || matches!(
+                p.target,
+                ProducerTarget::Address(Address::Anycast(_) | Address::Multicast(_))
+            )
+        {
+            return;
+        }
+        if p.credit <= PRODUCER_WINDOW / 2 {
+            p.credit = PRODUCER_WINDOW;
+            let _ = self.engine.flow(link, PRODUCER_WINDOW, false);
+        }
+    }
+
+    pub(super) fn on_flow(&mut self, link: LinkId, credit: u32, drain: bool) {
+        if let Some(c) = self.consumers.get(&link) {
+            let limit = c.sent.wrapping_add(credit);
+            match &c.source {
+                ConsumerSource::Queue(q) | ConsumerSource::Subscription { queue: q, .. } => {
+                    q.flow(c.key, limit, drain)
+                }
+                ConsumerSource::Anycast(a) => a.flow(c.key, limit, drain),
+                ConsumerSource::Multicast(m) => m.flow(c.key, limit, drain),
+            }
+        } else if let Some(p) = self.producers.get_mut(&link) {
+            // a producer's flow (e.g. after it drained) tells us the credit it has left
+            p.credit = credit;
+            self.top_up(link);
+        }
+    }
+
+    /// Sends a delivery the core dispatched to one of our consumer links.
+    pub(super) fn deliver(
+        &mut self,
+        link: LinkId,
+        msg: Message,
+        token: u64,
+        settled: bool,
+        delivery_count: u32,
+    ) {
+        let Some(c) = self.consumers.get_mut(&link) else {
+            return;
+        };
+        let tag = token.to_be_bytes();
+        let result = if delivery_count > 0 {
+            match msg.header() {
+                Ok(mut h) => {
+                    h.delivery_count = Some(delivery_count);
+                    h.first_acquirer = Some(false);
+                    let (head, rest) = msg.with_header(&h);
+                    self.engine.send(link, &tag, &[&head, &rest], settled)
+                }
+                Err(_) => self.engine.send(link, &tag, &[msg.bytes()], settled),
+            }
+        } else {
+            self.engine.send(link, &tag, &[msg.bytes()], settled)
+        };
+        match result {
+            Ok(id) => {
+                c.sent = c.sent.wrapping_add(1);
+                if !settled {
+                    c.inflight.insert(id, token);
+                }
+            }
+            Err(e) => {
+                debug!(
+                    conn = self.id,
+                    "delivery not sent ({e}); returned to its address"
+                );
+                match &c.source {
+                    ConsumerSource::Queue(q) | ConsumerSource::Subscription { queue: q, .. } => {
+                        q.undeliverable(c.key, token)
+                    }
+                    ConsumerSource::Anycast(a) => a.settle(c.key, token, DeliveryState::Released),
+                    ConsumerSource::Multicast(_) => {}
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_disposition(
+        &mut self,
+        link: LinkId,
+        delivery_id: u32,
+        state: Option<DeliveryState>,
+        settled: bool,
+    ) {
+        let Some(c) = self.consumers.get_mut(&link) else {
+            return;
+        };
+        // a settlement without an outcome counts as accepted: the client chose to forget it
+        let state = match state {
+            Some(s) if s.is_outcome() => s,
+            Some(_) if !settled => return,
+            _ if settled => DeliveryState::Accepted,
+            _ => return,
+        };
+        let Some(token) = c.inflight.remove(&delivery_id) else {
+            return;
+        };
+        match &c.source {
+            ConsumerSource::Queue(q) | ConsumerSource::Subscription { queue: q, .. } => {
+                if let Some(o) = Outcome::from_state(&state) {
+                    q.settle(c.key, token, o);
+                }
+            }
+            ConsumerSource::Anycast(a) => a.settle(c.key, token, state),
+            ConsumerSource::Multicast(_) => {}
+        }
+    }
+
+    pub(super) fn on_delivery(
+        &mut self,
+        link: LinkId,
+        delivery_id: u32,
+        payload: Bytes,
+        settled: bool,
+    ) {
+        let Some(p) = self.producers.get_mut(&link) else {
+            return;
+        };
+        p.credit = p.credit.saturating_sub(1);
+        let outcome = match Message::parse(payload) {
+            Err(e) => {
+                warn!(conn = self.id, peer = %self.peer, "message rejected: {e}");
+                Some(rejected(condition::DECODE_ERROR, e.to_string()))
+            }
+            Ok(msg) => {
+                let target = match &p.target {
+                    ProducerTarget::Address(a) => Ok(a.clone()),
+                    ProducerTarget::Anonymous => self.resolve_to(&msg),
+                };
+                match target {
+                    Err(state) => Some(state),
+                    Ok(addr) => self.route(link, delivery_id, settled, addr, msg),
+                }
+            }
+        };
+        if !settled {
+            if let Some(state) = outcome {
+                self.engine
+                    .disposition(link, delivery_id, Some(state), true);
+            }
+        }
+        self.top_up(link);
+    }
+
+    /// Finds the address an anonymous-relay message names in `to`.
+    fn resolve_to(&self, msg: &Message) -> Result<Address, DeliveryState> {
+        let to = match msg.to() {
+            Ok(Some(to)) if !to.is_empty() => to,
+            Ok(_) => {
+                return Err(rejected(
+                    condition::INVALID_FIELD,
+                    "anonymous relay needs the `to` property",
+                ))
+            }
+            Err(e) => return Err(rejected(condition::DECODE_ERROR, e.to_string())),
+        };
+        if !self.allowed(Op::Send, &to) {
+            return Err(rejected(
+                condition::UNAUTHORIZED_ACCESS,
+                format!("no permission to send to `{to}`"),
+            ));
+        }
+        let tenant = self.principal.as_ref().map(|p| p.tenant.clone());
+        match tenant.and_then(|t| t.resolve(&to, AddressKind::Queue)) {
+            Some(a) => Ok(a),
+            None => Err(rejected(condition::NOT_FOUND, format!("no address `{to}`"))),
+        }
+    }
+
+    /// Hands a message to its address; returns the outcome to settle with now, or `None`
+    /// when the outcome will come later (anycast, unsettled).
+    fn route(
+        &mut self,
+        link: LinkId,
+        delivery_id: u32,
+        settled: bool,
+        addr: Address,
+        msg: Message,
+    ) -> Option<DeliveryState> {
+        match addr {
+            Address::Queue(q) => {
+                if !q.publish(msg) {
+                    self.block_on(link, q);
+                }
+                Some(DeliveryState::Accepted)
+            }
+            Address::Topic(t) => {
+                if let Some(full) = t.publish(msg) {
+                    self.block_on(link, full);
+                }
+                Some(DeliveryState::Accepted)
+            }
+            Address::Anycast(a) => {
+                let origin = (!settled).then(|| Origin {
+                    outbox: self.outbox.clone(),
+                    link,
+                    delivery_id,
+                });
+                match a.publish((&self.outbox, link), msg, origin) {
+                    Forwarded::Accepted => Some(DeliveryState::Accepted),
+                    Forwarded::Pending => None,
+                    Forwarded::NoConsumer => Some(DeliveryState::Released),
+                }
+            }
+            Address::Multicast(m) => {
+                if m.consumer_count() == 0 {
+                    return Some(DeliveryState::Released);
+                }
+                m.publish((&self.outbox, link), msg);
+                Some(DeliveryState::Accepted)
+            }
+        }
+    }
+
+    fn block_on(&mut self, link: LinkId, q: Arc<Queue>) {
+        if let Some(p) = self.producers.get_mut(&link) {
+            if matches!(p.target, ProducerTarget::Address(_)) && !p.blocked {
+                p.blocked = true;
+                q.notify_when_space(self.outbox.clone(), link);
+            }
+        }
+    }
+
+    /// Unregisters a link from the core: a consumer's unsettled messages go back.
+    pub(super) fn release_link(&mut self, link: LinkId) {
+        if let Some(c) = self.consumers.remove(&link) {
+            match &c.source {
+                ConsumerSource::Queue(q) => q.remove_consumer(c.key),
+                ConsumerSource::Subscription { topic, queue } => {
+                    queue.remove_consumer(c.key);
+                    topic.unsubscribe(queue);
+                }
+                ConsumerSource::Anycast(a) => a.remove_consumer(c.key),
+                ConsumerSource::Multicast(m) => m.remove_consumer(c.key),
+            }
+            if c.dynamic {
+                if let Some(p) = &self.principal {
+                    p.tenant.remove(&c.address);
+                }
+            }
+        }
+        if let Some(p) = self.producers.remove(&link) {
+            match p.target {
+                ProducerTarget::Address(Address::Anycast(a)) => {
+                    a.remove_producer(&self.outbox, link)
+                }
+                ProducerTarget::Address(Address::Multicast(m)) => {
+                    m.remove_producer(&self.outbox, link)
+                }
+                ProducerTarget::Address(Address::Queue(q)) => q.remove_producer(&self.outbox, link),
+                _ => {}
+            }
+        }
+    }
+
+    /// Unregisters every link (the connection is gone).
+    pub(super) fn release_all_links(&mut self) {
+        let mut links: Vec<LinkId> = self
+            .consumers
+            .keys()
+            .chain(self.producers.keys())
+            .copied()
+            .collect();
+        links.sort_unstable();
+        for l in links {
+            self.release_link(l);
+        }
+    }
+}

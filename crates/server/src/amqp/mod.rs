@@ -1,0 +1,8 @@
+//! The AMQP protocol adapter: one task per client connection drives the sans-IO engine
+//! over a socket and connects the client's links to the router core.
+
+mod auth;
+mod connection;
+mod links;
+
+pub use connection::{serve_connection, ConnectionLimits};

@@ -1,0 +1,229 @@
+//! The node's TOML configuration (the contract in DESIGN.md). Unknown keys are errors
+//! that name the key, so a typo never silently changes behaviour.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+use throng_core::{AddressKind, Op, Permission, Tenant, User};
+
+/// The whole config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: Option<PathBuf>,
+    pub listeners: Option<Listeners>,
+    #[serde(default)]
+    pub tenant: Vec<TenantConfig>,
+}
+
+/// Listener addresses; when any is named, only the named ones open.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listeners {
+    pub amqp: Option<String>,
+    pub amqps: Option<String>,
+    pub mqtt: Option<String>,
+    pub mqtts: Option<String>,
+    pub http: Option<String>,
+}
+
+/// One tenant.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    pub name: String,
+    #[serde(default = "yes")]
+    pub auto_create: bool,
+    #[serde(default)]
+    pub address: Vec<AddressConfig>,
+    #[serde(default)]
+    pub user: Vec<UserConfig>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A declared address.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressConfig {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// A tenant user.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    pub password: String,
+    #[serde(default)]
+    pub permissions: Vec<PermissionConfig>,
+}
+
+/// A permission entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionConfig {
+    pub pattern: String,
+    pub ops: Vec<String>,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads and parses a config file.
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.into(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses config text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Builds the tenants; with none configured, the standalone `default` tenant that
+    /// auto-creates addresses and admits anonymous clients.
+    pub fn tenants(&self) -> Result<Vec<Tenant>, ConfigError> {
+        if self.tenant.is_empty() {
+            return Ok(vec![Tenant::new("default", true, Vec::new())]);
+        }
+        let mut out = Vec::new();
+        for t in &self.tenant {
+            if out.iter().any(|x: &Tenant| x.name() == t.name) {
+                return Err(ConfigError::Invalid(format!(
+                    "tenant `{}` is declared twice",
+                    t.name
+                )));
+            }
+            let mut users = Vec::new();
+            for u in &t.user {
+                let mut permissions = Vec::new();
+                for p in &u.permissions {
+                    let mut ops = Vec::new();
+                    for op in &p.ops {
+                        ops.push(Op::parse(op).ok_or_else(|| {
+                            ConfigError::Invalid(format!(
+                                "tenant `{}` user `{}`: unknown operation `{op}` (send, recv, view, manage)",
+                                t.name, u.name
+                            ))
+                        })?);
+                    }
+                    permissions.push(Permission {
+                        pattern: p.pattern.clone(),
+                        ops,
+                    });
+                }
+                users.push(User {
+                    name: u.name.clone(),
+                    password: u.password.clone(),
+                    permissions,
+                });
+            }
+            let tenant = Tenant::new(t.name.clone(), t.auto_create, users);
+            for a in &t.address {
+                let kind = AddressKind::parse(&a.kind).ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "tenant `{}` address `{}`: unknown type `{}` (queue, topic, anycast, multicast)",
+                        t.name, a.name, a.kind
+                    ))
+                })?;
+                if let Some(existing) = tenant.lookup(&a.name) {
+                    if existing.kind() != kind {
+                        return Err(ConfigError::Invalid(format!(
+                            "tenant `{}` address `{}` is declared twice with different types",
+                            t.name, a.name
+                        )));
+                    }
+                }
+                tenant.create(&a.name, kind);
+            }
+            out.push(tenant);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::parse("data_dir = \"x\"\nlisteners = { amqp = \"1\", smtp = \"2\" }\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("smtp"), "{err}");
+    }
+
+    #[test]
+    fn design_example_parses() {
+        let c = Config::parse(
+            r#"
+data_dir = "./data"
+[listeners]
+amqp = "0.0.0.0:5672"
+mqtt = "0.0.0.0:1883"
+http = "0.0.0.0:8080"
+
+[[tenant]]
+name = "default"
+auto_create = true
+
+[[tenant.address]]
+name = "orders"
+type = "queue"
+
+[[tenant.user]]
+name = "alice"
+password = "secret"
+permissions = [{ pattern = "orders*", ops = ["send", "recv"] }]
+"#,
+        )
+        .unwrap();
+        let tenants = c.tenants().unwrap();
+        assert_eq!(tenants.len(), 1);
+        assert_eq!(
+            tenants[0].lookup("orders").map(|a| a.kind()),
+            Some(AddressKind::Queue)
+        );
+        let alice = tenants[0].user("alice").unwrap();
+        assert!(alice.may(Op::Send, "orders.eu"));
+        assert!(!alice.may(Op::Send, "billing"));
+        assert!(!alice.may(Op::Manage, "orders"));
+    }
+
+    #[test]
+    fn bad_address_type_is_refused() {
+        let c = Config::parse(
+            "[[tenant]]\nname = \"t\"\n[[tenant.address]]\nname = \"a\"\ntype = \"fifo\"\n",
+        )
+        .unwrap();
+        assert!(c.tenants().is_err());
+    }
+}

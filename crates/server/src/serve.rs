@@ -1,0 +1,132 @@
+//! `throng serve`: builds the node from config and flags, opens the listeners, and runs
+//! until SIGTERM or SIGINT.
+
+use crate::amqp::{serve_connection, ConnectionLimits};
+use crate::config::{Config, Listeners};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use throng_core::Node;
+use tokio::net::TcpListener;
+use tracing::{error, info, warn};
+
+/// Command-line overrides of the config file.
+#[derive(Debug, Default, Clone)]
+pub struct ServeOverrides {
+    pub data_dir: Option<PathBuf>,
+    pub amqp: Option<String>,
+    pub mqtt: Option<String>,
+    pub http: Option<String>,
+}
+
+/// Runs a standalone node until a termination signal; `Ok` means a clean stop.
+pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), String> {
+    let tenants = config.tenants().map_err(|e| e.to_string())?;
+    let data_dir = overrides
+        .data_dir
+        .clone()
+        .or(config.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("./data"));
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
+    let node = Arc::new(Node::new(tenants));
+
+    // When any listener is named (flag or [listeners]), only the named ones open.
+    let named = overrides.amqp.is_some()
+        || overrides.mqtt.is_some()
+        || overrides.http.is_some()
+        || config.listeners.is_some();
+    let from_file = config.listeners.clone().unwrap_or_default();
+    let listeners = if named {
+        Listeners {
+            amqp: overrides.amqp.clone().or(from_file.amqp),
+            amqps: from_file.amqps,
+            mqtt: overrides.mqtt.clone().or(from_file.mqtt),
+            mqtts: from_file.mqtts,
+            http: overrides.http.clone().or(from_file.http),
+        }
+    } else {
+        Listeners {
+            amqp: Some("0.0.0.0:5672".into()),
+            ..Listeners::default()
+        }
+    };
+    for (name, addr) in [
+        ("amqps", &listeners.amqps),
+        ("mqtt", &listeners.mqtt),
+        ("mqtts", &listeners.mqtts),
+        ("http", &listeners.http),
+    ] {
+        if let Some(a) = addr {
+            warn!(
+                "the {name} listener ({a}) is not available in this version; only AMQP is served"
+            );
+        }
+    }
+    let mut tasks = Vec::new();
+    if let Some(addr) = &listeners.amqp {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen for amqp on {addr}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        announce("amqp", &local.to_string());
+        let node = node.clone();
+        tasks.push(tokio::spawn(accept_amqp(listener, node)));
+    }
+    if tasks.is_empty() {
+        return Err("no listener to open".into());
+    }
+    info!(data_dir = %data_dir.display(), "node running");
+    wait_for_signal().await;
+    info!("stopping");
+    for t in tasks {
+        t.abort();
+    }
+    Ok(())
+}
+
+/// Prints the `listening PROTO HOST:PORT` line tests rely on.
+fn announce(proto: &str, addr: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening {proto} {addr}");
+    let _ = out.flush();
+}
+
+async fn accept_amqp(listener: TcpListener, node: Arc<Node>) {
+    let limits = ConnectionLimits::default();
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(serve_connection(stream, peer, node.clone(), limits.clone()));
+            }
+            Err(e) => {
+                // e.g. out of file descriptors: back off instead of spinning
+                error!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
