@@ -14,19 +14,21 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
+/// Answer to an attach: the link and the address the peer confirmed.
+type AttachReply = Reply<(LinkId, Option<String>)>;
 
 /// Requests from handles to the driver.
 pub enum Command {
     Attach {
         spec: LinkSpec,
         window: u32,
-        reply: Reply<(LinkId, Option<String>)>,
+        reply: AttachReply,
     },
     AttachReceiver {
         spec: LinkSpec,
         window: u32,
         deliveries: mpsc::UnboundedSender<Result<Delivery, ClientError>>,
-        reply: Reply<(LinkId, Option<String>)>,
+        reply: AttachReply,
     },
     Send {
         link: LinkId,
@@ -81,7 +83,7 @@ struct ReceiverLink {
 struct Driver {
     engine: engine::Connection,
     session: Option<SessionId>,
-    attaching: IdMap<LinkId, (Reply<(LinkId, Option<String>)>, u32)>,
+    attaching: IdMap<LinkId, (AttachReply, u32)>,
     senders: IdMap<LinkId, SenderLink>,
     receivers: IdMap<LinkId, ReceiverLink>,
     pending_receivers: IdMap<LinkId, mpsc::UnboundedSender<Result<Delivery, ClientError>>>,

@@ -56,6 +56,8 @@ struct State {
     held: VecDeque<(Message, Option<Origin>)>,
     inflight: HashMap<u64, (ConsumerKey, Option<Origin>)>,
     next_token: u64,
+    /// Where the search for a consumer starts, so ties rotate.
+    next_consumer: usize,
 }
 
 /// An anycast address.
@@ -208,7 +210,7 @@ impl Anycast {
             st.held.push_back((msg, origin));
             Forwarded::Pending
         } else {
-            match Self::pick(&st) {
+            match Self::pick(&mut st) {
                 Some(idx) => Self::deliver(&mut st, idx, msg, origin, false),
                 None => {
                     st.held.push_back((msg, origin));
@@ -242,14 +244,21 @@ impl Anycast {
         }
     }
 
-    /// The consumer with credit and the fewest unsettled deliveries.
-    fn pick(st: &State) -> Option<usize> {
-        st.consumers
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.credit.available() > 0)
-            .min_by_key(|(_, c)| c.unsettled)
-            .map(|(i, _)| i)
+    /// The consumer with credit and the fewest unsettled deliveries; among equals, the
+    /// next in rotation (presettled traffic has no unsettled count to go by).
+    fn pick(st: &mut State) -> Option<usize> {
+        let n = st.consumers.len();
+        let mut best: Option<(usize, u32)> = None;
+        for i in 0..n {
+            let idx = (st.next_consumer + i) % n;
+            let c = &st.consumers[idx];
+            if c.credit.available() > 0 && best.is_none_or(|(_, u)| c.unsettled < u) {
+                best = Some((idx, c.unsettled));
+            }
+        }
+        let (idx, _) = best?;
+        st.next_consumer = (idx + 1) % n;
+        Some(idx)
     }
 
     fn deliver(

@@ -1,0 +1,278 @@
+"""Fixtures for the black-box interop suite.
+
+Every test gets its own `throng serve` process on a free port (`--amqp 127.0.0.1:0`),
+with its own config file and data directory under pytest's tmp_path. The fixture
+reads the server's stdout until `listening amqp 127.0.0.1:PORT`, and on teardown
+sends SIGTERM and requires exit code 0 (DESIGN.md: clean stop on SIGTERM).
+
+The binary is `$THRONG_BIN`, or `target/release/throng` at the repository root.
+"""
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+THRONG_BIN = Path(os.environ.get("THRONG_BIN", REPO_ROOT / "target" / "release" / "throng"))
+
+STARTUP_TIMEOUT = 20.0  # seconds until the `listening amqp` line must appear
+SHUTDOWN_TIMEOUT = 15.0  # seconds from SIGTERM until the process must have exited
+LISTENING_RE = re.compile(r"^listening amqp 127\.0\.0\.1:(\d+)\s*$")
+
+DEFAULT_CONFIG = """\
+[[tenant]]
+name = "default"
+auto_create = true
+
+[[tenant.address]]
+name = "q1"
+type = "queue"
+
+[[tenant.address]]
+name = "t1"
+type = "topic"
+
+[[tenant.address]]
+name = "any1"
+type = "anycast"
+
+[[tenant.address]]
+name = "multi1"
+type = "multicast"
+"""
+
+NO_AUTO_CREATE_CONFIG = """\
+[[tenant]]
+name = "default"
+auto_create = false
+
+[[tenant.address]]
+name = "q1"
+type = "queue"
+
+[[tenant.address]]
+name = "t1"
+type = "topic"
+
+[[tenant.address]]
+name = "any1"
+type = "anycast"
+
+[[tenant.address]]
+name = "multi1"
+type = "multicast"
+"""
+
+AUTH_CONFIG = """\
+[[tenant]]
+name = "default"
+auto_create = true
+
+[[tenant.address]]
+name = "q1"
+type = "queue"
+
+[[tenant.user]]
+name = "alice"
+password = "secret"
+permissions = [{ pattern = "*", ops = ["send", "recv"] }]
+"""
+
+
+class ThrongServer:
+    """One `throng serve` child process."""
+
+    def __init__(self, workdir: Path, config_text: str, name: str):
+        self.workdir = workdir
+        self.name = name
+        self.config_path = workdir / f"{name}.toml"
+        self.data_dir = workdir / f"{name}-data"
+        self.log_path = workdir / f"{name}.stderr.log"
+        self.config_path.write_text(config_text)
+        self.data_dir.mkdir()
+        self.stdout_lines = []
+        self._lines = queue.Queue()
+        self.port = None
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://127.0.0.1:{self.port}"
+
+    def start(self):
+        if not THRONG_BIN.exists():
+            pytest.fail(f"server binary {THRONG_BIN} does not exist (build it with cargo build --release)")
+        cmd = [
+            str(THRONG_BIN), "serve",
+            "--config", str(self.config_path),
+            "--data-dir", str(self.data_dir),
+            "--amqp", "127.0.0.1:0",
+        ]
+        env = dict(os.environ)
+        env.setdefault("RUST_BACKTRACE", "1")
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            cmd, cwd=self.workdir, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=self._log, env=env,
+        )
+        reader = threading.Thread(target=self._read_stdout, daemon=True)
+        reader.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while self.port is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._abort()
+                pytest.fail(f"server did not print 'listening amqp 127.0.0.1:PORT' within {STARTUP_TIMEOUT}s"
+                            f"\nstdout: {self.stdout_lines!r}\n{self.log_tail()}", pytrace=False)
+            try:
+                line = self._lines.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                continue
+            if line is None:  # EOF: the process closed stdout (most likely exited)
+                try:
+                    rc = self.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    rc = None
+                self._abort()
+                pytest.fail(f"server exited (rc={rc}) before printing its amqp listener"
+                            f"\nstdout: {self.stdout_lines!r}\n{self.log_tail()}", pytrace=False)
+            m = LISTENING_RE.match(line)
+            if m:
+                self.port = int(m.group(1))
+        return self
+
+    def _read_stdout(self):
+        for raw in self.proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            self.stdout_lines.append(line)
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _abort(self):
+        """Startup failed (and is reported as such): kill the process, nothing left for stop()."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self._log.close()
+        self.proc = None
+
+    def log_tail(self, n=60) -> str:
+        try:
+            if not self._log.closed:
+                self._log.flush()
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no server log)"
+        return f"--- last {min(n, len(lines))} lines of server stderr ({self.log_path}) ---\n" + "\n".join(lines[-n:])
+
+    def stop(self):
+        """SIGTERM; return None on a clean exit 0, else a description of what went wrong."""
+        if self.proc is None:
+            return None
+        problem = None
+        rc = self.proc.poll()
+        if rc is not None:
+            problem = f"server {self.name} died during the test with exit code {rc}"
+        else:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(timeout=SHUTDOWN_TIMEOUT)
+                if rc != 0:
+                    problem = f"server {self.name} exited with code {rc} after SIGTERM (expected 0)"
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+                problem = f"server {self.name} did not exit within {SHUTDOWN_TIMEOUT}s of SIGTERM; killed"
+        self._log.close()
+        return problem
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, "rep_" + report.when, report)
+    return report
+
+
+@pytest.fixture
+def throng(tmp_path, request):
+    """Factory: throng(config_text) starts a server and returns it (stopped at teardown)."""
+    servers = []
+
+    def start(config_text=DEFAULT_CONFIG, name=None):
+        srv = ThrongServer(tmp_path, config_text, name or f"throng{len(servers)}")
+        servers.append(srv)
+        return srv.start()
+
+    yield start
+
+    rep = getattr(request.node, "rep_call", None)
+    test_failed = rep is not None and rep.failed
+    problems = []
+    for srv in servers:
+        problem = srv.stop()
+        if test_failed and not problem:
+            print(f"server {srv.name} stdout: {srv.stdout_lines!r}\n{srv.log_tail()}")
+        if problem:
+            problems.append(problem + "\n" + srv.log_tail())
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def server(throng):
+    """A server with the default config (q1 queue, t1 topic, any1 anycast, multi1 multicast, auto_create)."""
+    return throng(DEFAULT_CONFIG, name="default")
+
+
+@pytest.fixture
+def noauto_server(throng):
+    """Like `server`, but with auto_create = false."""
+    return throng(NO_AUTO_CREATE_CONFIG, name="noauto")
+
+
+@pytest.fixture
+def auth_server(throng):
+    """A server whose tenant has the user alice/secret (so anonymous access is refused)."""
+    return throng(AUTH_CONFIG, name="auth")
+
+
+@pytest.fixture
+def port(server):
+    return server.port
+
+
+@pytest.fixture
+def url(server):
+    return server.url
+
+
+@pytest.fixture
+def new_world(throng):
+    """Factory: new_world(url) -> amqp_util.World; all its connections are closed at teardown
+    (before the servers are stopped, since this fixture depends on `throng`)."""
+    from amqp_util import World
+
+    worlds = []
+
+    def make(url):
+        w = World(url)
+        worlds.append(w)
+        return w
+
+    yield make
+    for w in worlds:
+        w.close_all()
+
+
+@pytest.fixture
+def world(server, new_world):
+    """A World connected to the default `server`."""
+    return new_world(server.url)
