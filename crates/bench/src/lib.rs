@@ -6,6 +6,7 @@
 //! server's CPU time (utime+stime from /proc) is divided by the messages moved.
 
 mod cpu;
+mod idle;
 mod stats;
 
 use bytes::{Bytes, BytesMut};
@@ -74,13 +75,20 @@ pub struct BenchArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
-    /// Consumers accept... nothing else is needed; presettled consumer links.
+    /// Ask for presettled deliveries on the consumer links.
     #[arg(long)]
     pub presettled_consumers: bool,
+    /// Instead of moving messages, open this many connections (SASL, open, one session),
+    /// hold them idle, and report the server's resident memory per connection.
+    #[arg(long, default_value_t = 0)]
+    pub idle_connections: usize,
 }
 
 /// Runs a benchmark and prints its report.
 pub async fn run(args: BenchArgs) -> Result<(), String> {
+    if args.idle_connections > 0 {
+        return idle::run(&args).await;
+    }
     let report = bench(&args).await?;
     println!("{report}");
     Ok(())
@@ -127,7 +135,7 @@ impl std::fmt::Display for Report {
     }
 }
 
-fn connect_options(args: &BenchArgs, role: &str, i: usize) -> ConnectOptions {
+pub(crate) fn connect_options(args: &BenchArgs, role: &str, i: usize) -> ConnectOptions {
     ConnectOptions {
         container_id: format!("throng-bench-{role}-{i}-{}", std::process::id()),
         sasl: if args.no_sasl {

@@ -135,8 +135,13 @@ pub(crate) async fn run(
         }
         let deadline = d.engine.poll_timeout();
         let input = d.engine.input_buffer();
-        if input.capacity() - input.len() < 16 * 1024 {
-            input.reserve(64 * 1024);
+        if input.capacity() - input.len() < 1024 {
+            // small while quiet; grows by doubling when reads fill it (BytesMut::reserve)
+            input.reserve(if input.capacity() >= 16 * 1024 {
+                64 * 1024
+            } else {
+                4 * 1024
+            });
         }
         tokio::select! {
             biased;

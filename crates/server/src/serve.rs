@@ -65,7 +65,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
     }
     let mut tasks = Vec::new();
     if let Some(addr) = &listeners.amqp {
-        let listener = TcpListener::bind(addr)
+        let listener = bind(addr)
             .await
             .map_err(|e| format!("cannot listen for amqp on {addr}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
@@ -83,6 +83,34 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
         t.abort();
     }
     Ok(())
+}
+
+/// Pending connections the kernel queues for us. The default (128) overflows when
+/// hundreds of clients connect at once, and each overflow costs a client a one-second
+/// SYN retransmit.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listener on `addr` (HOST:PORT, names resolved) with a deep accept queue.
+async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for sa in tokio::net::lookup_host(addr).await? {
+        let socket = if sa.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(sa).and_then(|_| socket.listen(LISTEN_BACKLOG)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "address resolves to nothing",
+        )
+    }))
 }
 
 /// Prints the `listening PROTO HOST:PORT` line tests rely on.

@@ -20,6 +20,10 @@ use tracing::{debug, info, warn};
 
 /// Unwritten output above which the task stops reading and taking new deliveries.
 const HIGH_WATER: usize = 1 << 20;
+/// Read buffer of a quiet connection: small, so ten thousand idle clients cost little.
+const SMALL_READ: usize = 4 * 1024;
+/// Read buffer of a busy connection: large, so one read brings many frames.
+const LARGE_READ: usize = 64 * 1024;
 
 /// Per-connection protocol limits.
 #[derive(Debug, Clone)]
@@ -92,6 +96,7 @@ impl Conn {
         let mut out = BytesMut::new();
         let mut cmds: Vec<Command> = Vec::new();
         let outbox = self.outbox.clone();
+        let mut read_size = SMALL_READ;
         loop {
             if self.engine.has_output() {
                 let o = self.engine.output();
@@ -109,9 +114,10 @@ impl Conn {
             let deadline = self.engine.poll_timeout();
             let can_read = out.len() < HIGH_WATER && !self.engine.is_closed();
             let input = self.engine.input_buffer();
-            if input.capacity() - input.len() < 16 * 1024 {
-                input.reserve(64 * 1024);
+            if input.capacity() - input.len() < read_size / 4 {
+                input.reserve(read_size);
             }
+            let room = input.capacity() - input.len();
             let wake = tokio::select! {
                 biased;
                 r = wr.write(&out), if !out.is_empty() => Wake::Wrote(r),
@@ -131,9 +137,22 @@ impl Conn {
                     }
                     return;
                 }
-                Wake::Read(Ok(_)) => {
+                Wake::Read(Ok(n)) => {
+                    // grow the buffer while reads fill it; give it back when traffic stops
+                    read_size = if n == room {
+                        LARGE_READ
+                    } else if n < SMALL_READ / 2 {
+                        SMALL_READ
+                    } else {
+                        read_size
+                    };
                     self.engine.process_input_at(Instant::now());
                     self.handle_events();
+                    let input = self.engine.input_buffer();
+                    if input.is_empty() && read_size == SMALL_READ && input.capacity() > SMALL_READ
+                    {
+                        *input = BytesMut::new();
+                    }
                 }
                 Wake::Read(Err(e)) => {
                     debug!(conn = self.id, "read failed: {e}");
