@@ -142,13 +142,27 @@ impl Tenant {
 
     /// Creates an address of `kind`, or returns the existing one of that name.
     pub fn create(&self, name: &str, kind: AddressKind) -> Address {
+        self.create_bounded(name, kind, None)
+    }
+
+    /// Creates an address whose queue (or each topic subscription) holds at most
+    /// `max_bytes` before producers stop getting credit; `None` keeps the default.
+    pub fn create_bounded(
+        &self,
+        name: &str,
+        kind: AddressKind,
+        max_bytes: Option<usize>,
+    ) -> Address {
+        let max_bytes = max_bytes.unwrap_or(crate::queue::DEFAULT_MAX_BYTES);
         let mut map = self.addresses.write().unwrap_or_else(|e| e.into_inner());
         map.entry(name.to_string())
             .or_insert_with(|| match kind {
-                AddressKind::Queue => {
-                    Address::Queue(Arc::new(Queue::new(name, Some(self.dead_letter.clone()))))
+                AddressKind::Queue => Address::Queue(Arc::new(
+                    Queue::new(name, Some(self.dead_letter.clone())).with_max_bytes(max_bytes),
+                )),
+                AddressKind::Topic => {
+                    Address::Topic(Arc::new(Topic::new(name).with_max_bytes(max_bytes)))
                 }
-                AddressKind::Topic => Address::Topic(Arc::new(Topic::new(name))),
                 AddressKind::Anycast => Address::Anycast(Arc::new(Anycast::new(name))),
                 AddressKind::Multicast => Address::Multicast(Arc::new(Multicast::new(name))),
             })

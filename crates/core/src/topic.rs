@@ -8,6 +8,7 @@ use throng_amqp::message::Message;
 /// A topic and its live (non-durable) subscriptions.
 pub struct Topic {
     name: String,
+    max_bytes: usize,
     subscriptions: Mutex<Vec<Arc<Queue>>>,
 }
 
@@ -16,8 +17,15 @@ impl Topic {
     pub fn new(name: impl Into<String>) -> Self {
         Topic {
             name: name.into(),
+            max_bytes: crate::queue::DEFAULT_MAX_BYTES,
             subscriptions: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Sets the byte bound of each subscription.
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
     }
 
     /// The topic's name.
@@ -28,7 +36,9 @@ impl Topic {
     /// Creates a subscription; the caller attaches its consumer to the returned queue and
     /// calls [`Topic::unsubscribe`] when the subscriber goes.
     pub fn subscribe(&self) -> Arc<Queue> {
-        let q = Arc::new(Queue::new(format!("{}::sub", self.name), None));
+        let q = Arc::new(
+            Queue::new(format!("{}::sub", self.name), None).with_max_bytes(self.max_bytes),
+        );
         self.subscriptions
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -50,6 +50,9 @@ pub struct AddressConfig {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: String,
+    /// Bytes a queue (or each topic subscription) holds before producers get no more
+    /// credit; default 256 MiB.
+    pub max_bytes: Option<u64>,
 }
 
 /// A tenant user.
@@ -162,7 +165,7 @@ impl Config {
                         )));
                     }
                 }
-                tenant.create(&a.name, kind);
+                tenant.create_bounded(&a.name, kind, a.max_bytes.map(|b| b as usize));
             }
             out.push(tenant);
         }

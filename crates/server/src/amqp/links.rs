@@ -517,10 +517,14 @@ impl Conn {
         }
     }
 
+    /// The queue is full: take the producer's remaining credit away (messages already in
+    /// flight are still taken) and wait for room.
     fn block_on(&mut self, link: LinkId, q: Arc<Queue>) {
         if let Some(p) = self.producers.get_mut(&link) {
             if matches!(p.target, ProducerTarget::Address(_)) && !p.blocked {
                 p.blocked = true;
+                p.credit = 0;
+                let _ = self.engine.flow(link, 0, false);
                 q.notify_when_space(self.outbox.clone(), link);
             }
         }
