@@ -1,7 +1,9 @@
 //! The performatives, SASL frames, delivery states, termini and error conditions of
 //! AMQP 1.0 parts 2, 3 and 5, each encoded and decoded field by field.
 
-use crate::codec::{self, encode, DecodeError, Decoder, Field, FieldValue, Fields, Symbol, Timestamp, Value};
+use crate::codec::{
+    self, encode, DecodeError, Decoder, Field, FieldValue, Fields, Symbol, Timestamp, Value,
+};
 use crate::composite;
 use bytes::{Bytes, BytesMut};
 
@@ -62,7 +64,8 @@ pub enum Role {
 
 impl FieldValue for Role {
     fn read_opt(d: &mut Decoder) -> Result<Option<Self>, DecodeError> {
-        Ok(d.read_bool_opt()?.map(|b| if b { Role::Receiver } else { Role::Sender }))
+        Ok(d.read_bool_opt()?
+            .map(|b| if b { Role::Receiver } else { Role::Sender }))
     }
     fn write(&self, buf: &mut BytesMut) {
         encode::boolean(buf, *self == Role::Receiver)
@@ -129,7 +132,11 @@ composite! {
 impl Error {
     /// An error with a condition and a description.
     pub fn new(condition: &str, description: impl Into<String>) -> Self {
-        Error { condition: Symbol::new(condition), description: Some(description.into()), info: None }
+        Error {
+            condition: Symbol::new(condition),
+            description: Some(description.into()),
+            info: None,
+        }
     }
 }
 
@@ -386,7 +393,9 @@ impl FieldValue for TargetTerminus {
         }
         match d.read_descriptor(code_by_name)? {
             Target::CODE => Ok(Some(TargetTerminus::Target(Target::decode_body(d)?))),
-            Coordinator::CODE => Ok(Some(TargetTerminus::Coordinator(Coordinator::decode_body(d)?))),
+            Coordinator::CODE => Ok(Some(TargetTerminus::Coordinator(Coordinator::decode_body(
+                d,
+            )?))),
             _ => Err(DecodeError::Invalid("expected a target or coordinator")),
         }
     }
@@ -520,7 +529,9 @@ composite! {
 pub enum Performative {
     Open(Open),
     Begin(Begin),
-    Attach(Attach),
+    /// Boxed: an attach is several times larger than the frequent performatives (flow,
+    /// transfer, disposition), which would otherwise all be moved at its size.
+    Attach(Box<Attach>),
     Flow(Flow),
     Transfer(Transfer),
     Disposition(Disposition),
@@ -535,7 +546,7 @@ impl Performative {
         Ok(match d.read_descriptor(code_by_name)? {
             Open::CODE => Performative::Open(Open::decode_body(d)?),
             Begin::CODE => Performative::Begin(Begin::decode_body(d)?),
-            Attach::CODE => Performative::Attach(Attach::decode_body(d)?),
+            Attach::CODE => Performative::Attach(Box::new(Attach::decode_body(d)?)),
             Flow::CODE => Performative::Flow(Flow::decode_body(d)?),
             Transfer::CODE => Performative::Transfer(Transfer::decode_body(d)?),
             Disposition::CODE => Performative::Disposition(Disposition::decode_body(d)?),

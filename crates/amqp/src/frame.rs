@@ -35,7 +35,11 @@ pub enum Frame {
     /// An empty frame: a heartbeat.
     Empty { channel: u16 },
     /// An AMQP performative and, for transfers, the payload that follows it.
-    Amqp { channel: u16, performative: Performative, payload: Bytes },
+    Amqp {
+        channel: u16,
+        performative: Performative,
+        payload: Bytes,
+    },
     /// A SASL frame.
     Sasl(SaslFrame),
 }
@@ -54,7 +58,10 @@ pub fn decode_frame(buf: &mut BytesMut, max_frame_size: u32) -> Result<Option<Fr
         return Err(FrameError::BadHeader { size, doff });
     }
     if size > max_frame_size.max(MIN_MAX_FRAME_SIZE) {
-        return Err(FrameError::TooLarge { size, max: max_frame_size });
+        return Err(FrameError::TooLarge {
+            size,
+            max: max_frame_size,
+        });
     }
     if buf.len() < size as usize {
         buf.reserve(size as usize - buf.len());
@@ -75,14 +82,22 @@ pub fn decode_frame(buf: &mut BytesMut, max_frame_size: u32) -> Result<Option<Fr
             let performative = Performative::decode(&mut d)?;
             let payload = d.take_rest();
             if !payload.is_empty() && !matches!(performative, Performative::Transfer(_)) {
-                return Err(FrameError::Decode(DecodeError::Invalid("payload after a non-transfer performative")));
+                return Err(FrameError::Decode(DecodeError::Invalid(
+                    "payload after a non-transfer performative",
+                )));
             }
-            Ok(Some(Frame::Amqp { channel, performative, payload }))
+            Ok(Some(Frame::Amqp {
+                channel,
+                performative,
+                payload,
+            }))
         }
         TYPE_SASL => {
             let sasl = SaslFrame::decode(&mut d)?;
             if d.remaining() != 0 {
-                return Err(FrameError::Decode(DecodeError::Invalid("trailing bytes after SASL frame")));
+                return Err(FrameError::Decode(DecodeError::Invalid(
+                    "trailing bytes after SASL frame",
+                )));
             }
             Ok(Some(Frame::Sasl(sasl)))
         }

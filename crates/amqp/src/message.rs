@@ -107,10 +107,15 @@ impl Message {
 
     /// The bare message (properties, application-properties, body), byte for byte.
     pub fn bare(&self) -> Bytes {
-        self.bytes.slice(self.sections.bare_start as usize..self.sections.bare_end as usize)
+        self.bytes
+            .slice(self.sections.bare_start as usize..self.sections.bare_end as usize)
     }
 
-    fn decode_section<T>(&self, r: Option<(u32, u32)>, f: fn(&mut Decoder) -> Result<T, DecodeError>) -> Result<Option<T>, DecodeError> {
+    fn decode_section<T>(
+        &self,
+        r: Option<(u32, u32)>,
+        f: fn(&mut Decoder) -> Result<T, DecodeError>,
+    ) -> Result<Option<T>, DecodeError> {
         match r {
             None => Ok(None),
             Some(r) => {
@@ -123,7 +128,9 @@ impl Message {
 
     /// The header section, or the defaults when there is none.
     pub fn header(&self) -> Result<Header, DecodeError> {
-        Ok(self.decode_section(self.sections.header, Header::decode_body)?.unwrap_or_default())
+        Ok(self
+            .decode_section(self.sections.header, Header::decode_body)?
+            .unwrap_or_default())
     }
 
     /// Whether the message carries a header section.
@@ -145,16 +152,20 @@ impl Message {
 
     /// The application properties, with string keys.
     pub fn application_properties(&self) -> Result<Option<Vec<(String, Value)>>, DecodeError> {
-        self.decode_section(self.sections.application_properties, |d| match d.read_value()? {
-            Value::Map(entries) => entries
-                .into_iter()
-                .map(|(k, v)| match k {
-                    Value::String(s) => Ok((s, v)),
-                    _ => Err(DecodeError::Invalid("application-properties key is not a string")),
-                })
-                .collect(),
-            Value::Null => Ok(Vec::new()),
-            _ => Err(DecodeError::Invalid("application-properties is not a map")),
+        self.decode_section(self.sections.application_properties, |d| {
+            match d.read_value()? {
+                Value::Map(entries) => entries
+                    .into_iter()
+                    .map(|(k, v)| match k {
+                        Value::String(s) => Ok((s, v)),
+                        _ => Err(DecodeError::Invalid(
+                            "application-properties key is not a string",
+                        )),
+                    })
+                    .collect(),
+                Value::Null => Ok(Vec::new()),
+                _ => Err(DecodeError::Invalid("application-properties is not a map")),
+            }
         })
     }
 
@@ -165,7 +176,10 @@ impl Message {
 
     /// The body sections: `data` sections concatenated, or the `amqp-value` / sequence.
     pub fn body(&self) -> Result<Body, DecodeError> {
-        let mut d = Decoder::new(self.bytes.slice(self.sections.bare_start as usize..self.sections.bare_end as usize));
+        let mut d = Decoder::new(
+            self.bytes
+                .slice(self.sections.bare_start as usize..self.sections.bare_end as usize),
+        );
         let mut data: Vec<Bytes> = Vec::new();
         let mut seq = Vec::new();
         let mut value = None;
@@ -281,8 +295,11 @@ impl MessageBuilder {
         }
         if !self.application_properties.is_empty() {
             encode::descriptor(buf, section::APPLICATION_PROPERTIES);
-            let map: Vec<(Value, Value)> =
-                self.application_properties.iter().map(|(k, v)| (Value::String(k.clone()), v.clone())).collect();
+            let map: Vec<(Value, Value)> = self
+                .application_properties
+                .iter()
+                .map(|(k, v)| (Value::String(k.clone()), v.clone()))
+                .collect();
             encode::value(buf, &Value::Map(map));
         }
         match &self.body {

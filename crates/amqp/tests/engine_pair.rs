@@ -39,7 +39,11 @@ impl Pair {
                 match &e {
                     Event::SaslInit { .. } => self.server.sasl_outcome(true),
                     Event::AttachRequested { link, attach, .. } => {
-                        let role = if attach.role == Role::Sender { Role::Receiver } else { Role::Sender };
+                        let role = if attach.role == Role::Sender {
+                            Role::Receiver
+                        } else {
+                            Role::Sender
+                        };
                         self.server
                             .accept_link(
                                 *link,
@@ -69,7 +73,10 @@ fn sender_spec(addr: &str) -> LinkSpec {
         name: format!("sender-{addr}"),
         role: Role::Sender,
         source: Some(Source::default()),
-        target: Some(TargetTerminus::Target(Target { address: Some(addr.into()), ..Target::default() })),
+        target: Some(TargetTerminus::Target(Target {
+            address: Some(addr.into()),
+            ..Target::default()
+        })),
         ..LinkSpec::default()
     }
 }
@@ -80,12 +87,24 @@ fn open_begin_attach_transfer_settle() {
     let session = p.client.begin_session().unwrap();
     let link = p.client.attach(session, sender_spec("q")).unwrap();
     p.pump();
-    assert!(p.client_events.iter().any(|e| matches!(e, Event::Opened(_))));
-    assert!(p.client_events.iter().any(|e| matches!(e, Event::Attached { .. })));
+    assert!(p
+        .client_events
+        .iter()
+        .any(|e| matches!(e, Event::Opened(_))));
+    assert!(p
+        .client_events
+        .iter()
+        .any(|e| matches!(e, Event::Attached { .. })));
     let server_link = p
         .server_events
         .iter()
-        .find_map(|e| if let Event::AttachRequested { link, .. } = e { Some(*link) } else { None })
+        .find_map(|e| {
+            if let Event::AttachRequested { link, .. } = e {
+                Some(*link)
+            } else {
+                None
+            }
+        })
         .unwrap();
     assert_eq!(p.client.credit(link), 0);
     p.server.flow(server_link, 10, false).unwrap();
@@ -97,12 +116,17 @@ fn open_begin_attach_transfer_settle() {
         .server_events
         .iter()
         .find_map(|e| match e {
-            Event::Delivery { delivery_id, payload, .. } => Some((*delivery_id, payload.clone())),
+            Event::Delivery {
+                delivery_id,
+                payload,
+                ..
+            } => Some((*delivery_id, payload.clone())),
             _ => None,
         })
         .unwrap();
     assert_eq!(payload, Bytes::from_static(b"hello"));
-    p.server.disposition(server_link, sid, Some(DeliveryState::Accepted), true);
+    p.server
+        .disposition(server_link, sid, Some(DeliveryState::Accepted), true);
     p.pump();
     assert!(p.client_events.iter().any(|e| matches!(e,
         Event::Disposition { delivery_id, state: Some(DeliveryState::Accepted), settled: true, .. } if *delivery_id == id)));
@@ -127,17 +151,31 @@ fn multi_frame_transfer_reassembles() {
     let server_link = p
         .server_events
         .iter()
-        .find_map(|e| if let Event::AttachRequested { link, .. } = e { Some(*link) } else { None })
+        .find_map(|e| {
+            if let Event::AttachRequested { link, .. } = e {
+                Some(*link)
+            } else {
+                None
+            }
+        })
         .unwrap();
     p.server.flow(server_link, 1, false).unwrap();
     p.pump();
     let big: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
-    p.client.send(link, b"big", &[&big[..3000], &big[3000..]], true).unwrap();
+    p.client
+        .send(link, b"big", &[&big[..3000], &big[3000..]], true)
+        .unwrap();
     p.pump();
     let payload = p
         .server_events
         .iter()
-        .find_map(|e| if let Event::Delivery { payload, .. } = e { Some(payload.clone()) } else { None })
+        .find_map(|e| {
+            if let Event::Delivery { payload, .. } = e {
+                Some(payload.clone())
+            } else {
+                None
+            }
+        })
         .unwrap();
     assert_eq!(&payload[..], &big[..]);
 }
@@ -145,15 +183,25 @@ fn multi_frame_transfer_reassembles() {
 #[test]
 fn sasl_plain_credentials_reach_the_server() {
     let mut cfg = ConnectionConfig::client("c3");
-    cfg.sasl_client = SaslClient::Plain { username: "alice".into(), password: "secret".into() };
+    cfg.sasl_client = SaslClient::Plain {
+        username: "alice".into(),
+        password: "secret".into(),
+    };
     let mut p = Pair::new(cfg);
     p.pump();
     let init = p.server_events.iter().find_map(|e| match e {
-        Event::SaslInit { mechanism, initial_response, .. } => Some((mechanism.clone(), initial_response.clone())),
+        Event::SaslInit {
+            mechanism,
+            initial_response,
+            ..
+        } => Some((mechanism.clone(), initial_response.clone())),
         _ => None,
     });
     let (mech, resp) = init.unwrap();
     assert_eq!(mech.as_str(), "PLAIN");
     assert_eq!(&resp.unwrap()[..], b"\0alice\0secret");
-    assert!(p.client_events.iter().any(|e| matches!(e, Event::Opened(_))));
+    assert!(p
+        .client_events
+        .iter()
+        .any(|e| matches!(e, Event::Opened(_))));
 }

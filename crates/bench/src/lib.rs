@@ -194,7 +194,15 @@ pub async fn bench(args: &BenchArgs) -> Result<Report, String> {
                 }
                 let d = match tokio::time::timeout(deadline - now, rx.recv()).await {
                     Ok(Some(Ok(d))) => d,
-                    _ => break,
+                    Ok(Some(Err(e))) => {
+                        eprintln!("consumer: {e}");
+                        break;
+                    }
+                    Ok(None) => {
+                        eprintln!("consumer: link closed");
+                        break;
+                    }
+                    Err(_) => break,
                 };
                 if let Ok(Body::Data(b)) = d.message.body() {
                     if b.len() >= 8 {

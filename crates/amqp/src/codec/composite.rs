@@ -70,8 +70,12 @@ mandatory!(bool, u8, u16, u32, u64, String, Symbol, Bytes, Vec<Symbol>);
 macro_rules! composite_mandatory {
     ($t:ty) => {
         impl $crate::codec::Field for $t {
-            fn decode_field(d: &mut $crate::codec::Decoder, name: &'static str) -> Result<Self, $crate::codec::DecodeError> {
-                <$t as $crate::codec::FieldValue>::read_opt(d)?.ok_or($crate::codec::DecodeError::MissingField(name))
+            fn decode_field(
+                d: &mut $crate::codec::Decoder,
+                name: &'static str,
+            ) -> Result<Self, $crate::codec::DecodeError> {
+                <$t as $crate::codec::FieldValue>::read_opt(d)?
+                    .ok_or($crate::codec::DecodeError::MissingField(name))
             }
             fn missing(name: &'static str) -> Result<Self, $crate::codec::DecodeError> {
                 Err($crate::codec::DecodeError::MissingField(name))
@@ -99,7 +103,9 @@ impl FieldValue for u8 {
     fn read_opt(d: &mut Decoder) -> Result<Option<Self>, DecodeError> {
         match d.read_ulong_opt()? {
             None => Ok(None),
-            Some(v) => u8::try_from(v).map(Some).map_err(|_| DecodeError::Invalid("ubyte out of range")),
+            Some(v) => u8::try_from(v)
+                .map(Some)
+                .map_err(|_| DecodeError::Invalid("ubyte out of range")),
         }
     }
     fn write(&self, buf: &mut BytesMut) {
@@ -111,7 +117,9 @@ impl FieldValue for u16 {
     fn read_opt(d: &mut Decoder) -> Result<Option<Self>, DecodeError> {
         match d.read_ulong_opt()? {
             None => Ok(None),
-            Some(v) => u16::try_from(v).map(Some).map_err(|_| DecodeError::Invalid("ushort out of range")),
+            Some(v) => u16::try_from(v)
+                .map(Some)
+                .map_err(|_| DecodeError::Invalid("ushort out of range")),
         }
     }
     fn write(&self, buf: &mut BytesMut) {
@@ -236,7 +244,11 @@ impl ListWriter {
     pub fn begin(buf: &mut BytesMut, code: u64) -> Self {
         encode::descriptor(buf, code);
         let start = encode::begin_compound(buf, super::format::LIST32);
-        ListWriter { start, count: 0, pending_nulls: 0 }
+        ListWriter {
+            start,
+            count: 0,
+            pending_nulls: 0,
+        }
     }
 
     /// Appends one field.

@@ -33,12 +33,19 @@ pub enum DecodeError {
 /// Deepest nesting of compound values accepted (protects the stack).
 pub const MAX_DEPTH: u32 = 48;
 
+/// Array elements of zero width (null, true, uint0, list0 ...) a decoder accepts beyond
+/// one per byte of its buffer: they cost no input bytes, so without a budget a few bytes
+/// could claim millions of values.
+const ZERO_WIDTH_SLACK: usize = 1024;
+
 /// A cursor over an encoded buffer.
 #[derive(Debug, Clone)]
 pub struct Decoder {
     buf: Bytes,
     pos: usize,
     depth: u32,
+    /// Zero-width array elements still allowed (see [`ZERO_WIDTH_SLACK`]).
+    zero_width_budget: usize,
 }
 
 type Result<T> = std::result::Result<T, DecodeError>;
@@ -46,7 +53,13 @@ type Result<T> = std::result::Result<T, DecodeError>;
 impl Decoder {
     /// Starts decoding at the beginning of `buf`.
     pub fn new(buf: Bytes) -> Self {
-        Decoder { buf, pos: 0, depth: 0 }
+        let zero_width_budget = buf.len().saturating_add(ZERO_WIDTH_SLACK);
+        Decoder {
+            buf,
+            pos: 0,
+            depth: 0,
+            zero_width_budget,
+        }
     }
 
     /// Bytes not yet consumed.
@@ -73,7 +86,9 @@ impl Decoder {
 
     fn need(&self, n: usize) -> Result<()> {
         if self.remaining() < n {
-            Err(DecodeError::Truncated { needed: n - self.remaining() })
+            Err(DecodeError::Truncated {
+                needed: n - self.remaining(),
+            })
         } else {
             Ok(())
         }
@@ -82,7 +97,9 @@ impl Decoder {
     /// Moves the cursor to `end`, which must lie within the buffer and not behind it.
     pub fn skip_to(&mut self, end: usize) -> Result<()> {
         if end < self.pos || end > self.buf.len() {
-            return Err(DecodeError::Invalid("compound size does not match its contents"));
+            return Err(DecodeError::Invalid(
+                "compound size does not match its contents",
+            ));
         }
         self.pos = end;
         Ok(())
@@ -144,7 +161,11 @@ impl Decoder {
     }
 
     fn var_len(&mut self, code: u8) -> Result<usize> {
-        Ok(if code & 0xf0 == 0xa0 { self.u8()? as usize } else { self.u32()? as usize })
+        Ok(if code & 0xf0 == 0xa0 {
+            self.u8()? as usize
+        } else {
+            self.u32()? as usize
+        })
     }
 
     /// Decodes any value.
@@ -218,12 +239,16 @@ impl Decoder {
             LIST0 => Value::List(Vec::new()),
             LIST8 | LIST32 => {
                 let (count, end) = self.compound_header(code)?;
-                self.enter()?;
                 let mut items = Vec::with_capacity(count.min(self.remaining()));
-                for _ in 0..count {
-                    items.push(self.read_value()?);
+                if count > 0 {
+                    // an empty list nests nothing: like list0 (which an empty list element
+                    // of an array re-encodes from) it adds no depth
+                    self.enter()?;
+                    for _ in 0..count {
+                        items.push(self.read_value()?);
+                    }
+                    self.depth -= 1;
                 }
-                self.depth -= 1;
                 self.skip_exact(end)?;
                 Value::List(items)
             }
@@ -250,14 +275,18 @@ impl Decoder {
 
     fn skip_exact(&mut self, end: usize) -> Result<()> {
         if self.pos != end {
-            return Err(DecodeError::Invalid("compound size does not match its contents"));
+            return Err(DecodeError::Invalid(
+                "compound size does not match its contents",
+            ));
         }
         Ok(())
     }
 
     fn utf8(&mut self, n: usize) -> Result<String> {
         let s = self.take_slice(n)?;
-        std::str::from_utf8(s).map(str::to_owned).map_err(|_| DecodeError::InvalidUtf8)
+        std::str::from_utf8(s)
+            .map(str::to_owned)
+            .map_err(|_| DecodeError::InvalidUtf8)
     }
 
     /// Reads size and count of a list, map or array whose code was consumed; returns the
@@ -279,7 +308,7 @@ impl Decoder {
             (size - 4, self.u32()? as usize)
         };
         // Every element takes at least one byte (arrays of zero-width elements aside,
-        // which are bounded by the count check below in read_array_body).
+        // which read_array_body bounds with the decoder's zero-width budget).
         if count > size && !matches!(code, ARRAY8 | ARRAY32) {
             return Err(DecodeError::Invalid("element count exceeds compound size"));
         }
@@ -295,11 +324,21 @@ impl Decoder {
             descriptor = Some(Box::new(self.read_value()?));
             ctor = self.u8()?;
         }
-        if count > (end - self.pos).max(1) * 8 && count > 4096 {
-            // zero-width elements (null, true, uint0 ...) could claim billions of items
+        // the descriptor and the constructor must lie within the array
+        let room = end
+            .checked_sub(self.pos)
+            .ok_or(DecodeError::Invalid("array constructor overruns its size"))?;
+        if matches!(ctor, NULL | TRUE | FALSE | UINT0 | ULONG0 | LIST0) {
+            // zero-width elements cost no input: charge them to the decoder-wide budget
+            self.zero_width_budget = self
+                .zero_width_budget
+                .checked_sub(count)
+                .ok_or(DecodeError::Invalid("too many zero-width array elements"))?;
+        } else if count > room {
+            // every other element takes at least one byte
             return Err(DecodeError::Invalid("array element count exceeds its size"));
         }
-        let mut items = Vec::with_capacity(count.min(end.saturating_sub(self.pos) + 1));
+        let mut items = Vec::with_capacity(count);
         for _ in 0..count {
             items.push(self.read_value_of(ctor)?);
             if self.pos > end {
@@ -312,7 +351,11 @@ impl Decoder {
             Some(_) => DESCRIBED,
             None => family_of(ctor),
         };
-        Ok(Array { element_code, descriptor, items })
+        Ok(Array {
+            element_code,
+            descriptor,
+            items,
+        })
     }
 
     /// Skips one value without materialising it (used by the lazy message view).
@@ -348,7 +391,10 @@ impl Decoder {
     pub fn read_descriptor(&mut self, by_name: fn(&str) -> Option<u64>) -> Result<u64> {
         let code = self.u8()?;
         if code != DESCRIBED {
-            return Err(DecodeError::UnexpectedType { expected: "described type", found: code });
+            return Err(DecodeError::UnexpectedType {
+                expected: "described type",
+                found: code,
+            });
         }
         match self.u8()? {
             ULONG => self.u64(),
@@ -359,7 +405,10 @@ impl Decoder {
                 let name = self.utf8(n)?;
                 by_name(&name).ok_or(DecodeError::Invalid("unknown symbolic descriptor"))
             }
-            other => Err(DecodeError::UnexpectedType { expected: "descriptor", found: other }),
+            other => Err(DecodeError::UnexpectedType {
+                expected: "descriptor",
+                found: other,
+            }),
         }
     }
 
@@ -369,7 +418,10 @@ impl Decoder {
         match code {
             LIST0 => Ok((0, self.pos)),
             LIST8 | LIST32 => self.compound_header(code),
-            other => Err(DecodeError::UnexpectedType { expected: "list", found: other }),
+            other => Err(DecodeError::UnexpectedType {
+                expected: "list",
+                found: other,
+            }),
         }
     }
 
@@ -378,7 +430,10 @@ impl Decoder {
         let code = self.u8()?;
         match code {
             MAP8 | MAP32 => self.compound_header(code),
-            other => Err(DecodeError::UnexpectedType { expected: "map", found: other }),
+            other => Err(DecodeError::UnexpectedType {
+                expected: "map",
+                found: other,
+            }),
         }
     }
 
@@ -392,7 +447,12 @@ impl Decoder {
             USHORT => self.u16()? as u64,
             UINT => self.u32()? as u64,
             ULONG => self.u64()?,
-            other => return Err(DecodeError::UnexpectedType { expected: "unsigned integer", found: other }),
+            other => {
+                return Err(DecodeError::UnexpectedType {
+                    expected: "unsigned integer",
+                    found: other,
+                })
+            }
         }))
     }
 
@@ -400,7 +460,9 @@ impl Decoder {
     pub fn read_uint_opt(&mut self) -> Result<Option<u32>> {
         match self.read_ulong_opt()? {
             None => Ok(None),
-            Some(v) => u32::try_from(v).map(Some).map_err(|_| DecodeError::Invalid("uint out of range")),
+            Some(v) => u32::try_from(v)
+                .map(Some)
+                .map_err(|_| DecodeError::Invalid("uint out of range")),
         }
     }
 
@@ -415,7 +477,10 @@ impl Decoder {
                 1 => Ok(Some(true)),
                 _ => Err(DecodeError::Invalid("boolean byte is neither 0 nor 1")),
             },
-            other => Err(DecodeError::UnexpectedType { expected: "boolean", found: other }),
+            other => Err(DecodeError::UnexpectedType {
+                expected: "boolean",
+                found: other,
+            }),
         }
     }
 
@@ -427,7 +492,10 @@ impl Decoder {
                 let n = self.var_len(c)?;
                 Ok(Some(self.utf8(n)?))
             }
-            other => Err(DecodeError::UnexpectedType { expected: "string", found: other }),
+            other => Err(DecodeError::UnexpectedType {
+                expected: "string",
+                found: other,
+            }),
         }
     }
 
@@ -439,7 +507,10 @@ impl Decoder {
                 let n = self.var_len(c)?;
                 Ok(Some(Symbol(self.utf8(n)?)))
             }
-            other => Err(DecodeError::UnexpectedType { expected: "symbol", found: other }),
+            other => Err(DecodeError::UnexpectedType {
+                expected: "symbol",
+                found: other,
+            }),
         }
     }
 
@@ -451,7 +522,10 @@ impl Decoder {
                 let n = self.var_len(c)?;
                 Ok(Some(self.take(n)?))
             }
-            other => Err(DecodeError::UnexpectedType { expected: "binary", found: other }),
+            other => Err(DecodeError::UnexpectedType {
+                expected: "binary",
+                found: other,
+            }),
         }
     }
 
@@ -460,7 +534,10 @@ impl Decoder {
         match self.u8()? {
             NULL => Ok(None),
             TIMESTAMP => Ok(Some(self.u64()? as i64)),
-            other => Err(DecodeError::UnexpectedType { expected: "timestamp", found: other }),
+            other => Err(DecodeError::UnexpectedType {
+                expected: "timestamp",
+                found: other,
+            }),
         }
     }
 
@@ -484,7 +561,10 @@ impl Decoder {
                 }
                 Ok(Some(out))
             }
-            other => Err(DecodeError::UnexpectedType { expected: "symbol or symbol array", found: other }),
+            other => Err(DecodeError::UnexpectedType {
+                expected: "symbol or symbol array",
+                found: other,
+            }),
         }
     }
 }

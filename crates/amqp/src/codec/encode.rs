@@ -90,7 +90,14 @@ pub fn symbols(buf: &mut BytesMut, v: &[Symbol]) {
         symbol(buf, v[0].as_str());
     } else {
         let items: Vec<Value> = v.iter().cloned().map(Value::Symbol).collect();
-        array(buf, &Array { element_code: SYM8, descriptor: None, items });
+        array(
+            buf,
+            &Array {
+                element_code: SYM8,
+                descriptor: None,
+                items,
+            },
+        );
     }
 }
 
@@ -257,13 +264,31 @@ fn element_constructor(a: &Array) -> u8 {
     let small = |len: &dyn Fn(&Value) -> usize| a.items.iter().all(|v| len(v) < 256);
     match family {
         VBIN8 => {
-            if small(&|v| if let Value::Binary(b) = v { b.len() } else { 0 }) { VBIN8 } else { VBIN32 }
+            if small(&|v| if let Value::Binary(b) = v { b.len() } else { 0 }) {
+                VBIN8
+            } else {
+                VBIN32
+            }
         }
         STR8 => {
-            if small(&|v| if let Value::String(s) = v { s.len() } else { 0 }) { STR8 } else { STR32 }
+            if small(&|v| if let Value::String(s) = v { s.len() } else { 0 }) {
+                STR8
+            } else {
+                STR32
+            }
         }
         SYM8 => {
-            if small(&|v| if let Value::Symbol(s) = v { s.0.len() } else { 0 }) { SYM8 } else { SYM32 }
+            if small(&|v| {
+                if let Value::Symbol(s) = v {
+                    s.0.len()
+                } else {
+                    0
+                }
+            }) {
+                SYM8
+            } else {
+                SYM32
+            }
         }
         other => other,
     }
@@ -342,7 +367,10 @@ fn widen_into(buf: &mut BytesMut, code: u8, enc: &[u8]) {
             let (len, body) = if matches!(enc[0], VBIN8 | STR8 | SYM8) {
                 (enc[1] as u32, &enc[2..])
             } else {
-                (u32::from_be_bytes([enc[1], enc[2], enc[3], enc[4]]), &enc[5..])
+                (
+                    u32::from_be_bytes([enc[1], enc[2], enc[3], enc[4]]),
+                    &enc[5..],
+                )
             };
             buf.put_u32(len);
             buf.put_slice(body);

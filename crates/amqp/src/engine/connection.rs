@@ -5,8 +5,9 @@ use super::hash::IdMap;
 use super::types::*;
 use crate::codec::{encode, Symbol};
 use crate::definitions::{
-    condition, Attach, Begin, Close, DeliveryState, Detach, Disposition, End, Error, Flow, Open, Performative, Role,
-    SaslFrame, SaslInit, SaslMechanisms, SaslOutcome, SenderSettleMode, Transfer,
+    condition, Attach, Begin, Close, DeliveryState, Detach, Disposition, End, Error, Flow, Open,
+    Performative, Role, SaslFrame, SaslInit, SaslMechanisms, SaslOutcome, SenderSettleMode,
+    Transfer,
 };
 use crate::frame::{self, Frame, FrameError, AMQP_HEADER, SASL_HEADER};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -143,8 +144,8 @@ impl Connection {
     pub fn new(config: ConnectionConfig, now: Instant) -> Self {
         let mut c = Connection {
             phase: Phase::AwaitHeader,
-            input: BytesMut::with_capacity(8192),
-            out: BytesMut::with_capacity(8192),
+            input: BytesMut::new(),
+            out: BytesMut::new(),
             events: VecDeque::new(),
             sessions: Vec::new(),
             remote_channels: IdMap::default(),
@@ -258,7 +259,10 @@ impl Connection {
         }
         if let Some(t) = self.config.idle_timeout {
             if now >= self.last_received + t {
-                self.fail(err(condition::RESOURCE_LIMIT_EXCEEDED, "local-idle-timeout expired"));
+                self.fail(err(
+                    condition::RESOURCE_LIMIT_EXCEEDED,
+                    "local-idle-timeout expired",
+                ));
                 return;
             }
         }
@@ -313,7 +317,9 @@ impl Connection {
                     let mechs = sasl.map(|s| s.mechanisms).unwrap_or_default();
                     frame::write_sasl(
                         &mut self.out,
-                        &SaslFrame::Mechanisms(SaslMechanisms { sasl_server_mechanisms: mechs }),
+                        &SaslFrame::Mechanisms(SaslMechanisms {
+                            sasl_server_mechanisms: mechs,
+                        }),
                     );
                     self.phase = Phase::SaslInit;
                 } else if header == AMQP_HEADER && sasl.as_ref().is_none_or(|s| s.allow_skip) {
@@ -322,7 +328,11 @@ impl Connection {
                     self.phase = Phase::Frames;
                 } else {
                     // answer with the header we do support, then stop (part 2 §2.2)
-                    self.out.put_slice(if sasl.is_some() { &SASL_HEADER } else { &AMQP_HEADER });
+                    self.out.put_slice(if sasl.is_some() {
+                        &SASL_HEADER
+                    } else {
+                        &AMQP_HEADER
+                    });
                     self.close_silently(err(condition::NOT_ALLOWED, "unsupported protocol header"));
                 }
             }
@@ -347,16 +357,31 @@ impl Connection {
     /// Ends the connection without a close frame (before the AMQP layer is up).
     fn close_silently(&mut self, e: Error) {
         self.phase = Phase::Closed;
-        self.events.push_back(Event::Closed { error: Some(e), by_peer: false });
+        self.events.push_back(Event::Closed {
+            error: Some(e),
+            by_peer: false,
+        });
     }
 
     fn on_frame(&mut self, f: Frame) {
         match f {
+            Frame::Sasl(_) if self.phase == Phase::Frames => self.fail(err(
+                condition::FRAMING_ERROR,
+                "SASL frame after the AMQP header",
+            )),
             Frame::Sasl(s) => self.on_sasl(s),
             Frame::Empty { .. } => {}
-            Frame::Amqp { channel, performative, payload } => {
+            Frame::Amqp {
+                channel,
+                performative,
+                payload,
+            } => {
                 if !matches!(self.phase, Phase::Frames) {
                     return self.fail(err(condition::FRAMING_ERROR, "AMQP frame during SASL"));
+                }
+                if channel > self.config.channel_max {
+                    // part 2 §2.7.1: a channel outside the supported range is a framing error
+                    return self.fail(err(condition::FRAMING_ERROR, "channel above channel-max"));
                 }
                 if self.close_sent && !matches!(performative, Performative::Close(_)) {
                     return; // after our close only the peer's close matters
@@ -431,7 +456,10 @@ impl Connection {
                 }
             }
             (_, SaslFrame::Challenge(_)) if self.phase == Phase::SaslOutcome => {
-                self.close_silently(err(condition::NOT_IMPLEMENTED, "SASL challenges are not supported"));
+                self.close_silently(err(
+                    condition::NOT_IMPLEMENTED,
+                    "SASL challenges are not supported",
+                ));
             }
             _ => self.close_silently(err(condition::ILLEGAL_STATE, "unexpected SASL frame")),
         }
@@ -443,7 +471,13 @@ impl Connection {
             return;
         }
         let code = if ok { 0 } else { 1 };
-        frame::write_sasl(&mut self.out, &SaslFrame::Outcome(SaslOutcome { code, additional_data: None }));
+        frame::write_sasl(
+            &mut self.out,
+            &SaslFrame::Outcome(SaslOutcome {
+                code,
+                additional_data: None,
+            }),
+        );
         if ok {
             self.sasl_done = true;
             self.phase = Phase::AmqpHeader;
@@ -470,7 +504,11 @@ impl Connection {
             hostname: c.hostname.clone(),
             max_frame_size: Some(c.max_frame_size),
             channel_max: Some(c.channel_max),
-            idle_time_out: c.idle_timeout.map(|d| d.as_millis().min(u32::MAX as u128) as u32),
+            // part 2 §2.4.5: announce half the threshold we close at, so a peer that
+            // sends at the announced interval is never timed out spuriously
+            idle_time_out: c
+                .idle_timeout
+                .map(|d| (d.as_millis() / 2).min(u32::MAX as u128) as u32),
             offered_capabilities: if c.offered_capabilities.is_empty() {
                 None
             } else {
@@ -510,7 +548,9 @@ impl Connection {
             return;
         }
         if self.phase != Phase::Frames {
-            self.close_silently(error.unwrap_or_else(|| err(condition::CONNECTION_FORCED, "closed")));
+            self.close_silently(
+                error.unwrap_or_else(|| err(condition::CONNECTION_FORCED, "closed")),
+            );
             return;
         }
         self.write(0, &Performative::Close(Close { error }));
@@ -529,12 +569,20 @@ impl Connection {
         if self.phase == Phase::Frames && !self.close_sent {
             // we may not have sent our open yet on the server side; it always was, but a
             // close must follow an open, which send_open guarantees once in Frames
-            self.write(0, &Performative::Close(Close { error: Some(e.clone()) }));
+            self.write(
+                0,
+                &Performative::Close(Close {
+                    error: Some(e.clone()),
+                }),
+            );
             self.close_sent = true;
         }
         self.teardown();
         self.phase = Phase::Closed;
-        self.events.push_back(Event::Closed { error: Some(e), by_peer: false });
+        self.events.push_back(Event::Closed {
+            error: Some(e),
+            by_peer: false,
+        });
     }
 
     fn teardown(&mut self) {
@@ -542,11 +590,18 @@ impl Connection {
         ids.sort_unstable();
         for id in ids {
             self.links.remove(&id);
-            self.events.push_back(Event::Detached { link: LinkId(id), closed: false, error: None });
+            self.events.push_back(Event::Detached {
+                link: LinkId(id),
+                closed: false,
+                error: None,
+            });
         }
         for (ch, s) in self.sessions.iter_mut().enumerate() {
             if s.take().is_some() {
-                self.events.push_back(Event::SessionEnded { session: SessionId(ch as u16), error: None });
+                self.events.push_back(Event::SessionEnded {
+                    session: SessionId(ch as u16),
+                    error: None,
+                });
             }
         }
         self.remote_channels.clear();
@@ -560,7 +615,10 @@ impl Connection {
         }
         self.teardown();
         self.phase = Phase::Closed;
-        self.events.push_back(Event::Closed { error: c.error, by_peer: true });
+        self.events.push_back(Event::Closed {
+            error: c.error,
+            by_peer: true,
+        });
     }
 
     fn write(&mut self, channel: u16, p: &Performative) {
@@ -575,7 +633,11 @@ impl Connection {
     // ---- sessions ----------------------------------------------------------------------
 
     fn new_session(&mut self, remote_channel: Option<u16>) -> Result<u16, EngineError> {
-        let limit = self.config.channel_max.min(if self.remote_open.is_some() { self.peer_channel_max } else { u16::MAX });
+        let limit = self.config.channel_max.min(if self.remote_open.is_some() {
+            self.peer_channel_max
+        } else {
+            u16::MAX
+        });
         let ch = match self.sessions.iter().position(Option::is_none) {
             Some(i) => i,
             None => self.sessions.len(),
@@ -632,17 +694,21 @@ impl Connection {
     }
 
     fn on_begin(&mut self, channel: u16, b: Begin) {
-        if channel > self.config.channel_max {
-            return self.fail(err(condition::NOT_ALLOWED, "channel above channel-max"));
-        }
         if self.remote_channels.contains_key(&channel) {
             return self.fail(err(condition::ILLEGAL_STATE, "channel already in use"));
         }
         let local = match b.remote_channel {
             Some(ours) => {
-                let known = self.sessions.get(ours as usize).and_then(|s| s.as_ref()).is_some_and(|s| s.remote_channel.is_none());
+                let known = self
+                    .sessions
+                    .get(ours as usize)
+                    .and_then(|s| s.as_ref())
+                    .is_some_and(|s| s.remote_channel.is_none());
                 if !known {
-                    return self.fail(err(condition::ILLEGAL_STATE, "begin answers no session of ours"));
+                    return self.fail(err(
+                        condition::ILLEGAL_STATE,
+                        "begin answers no session of ours",
+                    ));
                 }
                 ours
             }
@@ -662,7 +728,9 @@ impl Connection {
                     );
                     ch
                 }
-                Err(_) => return self.fail(err(condition::RESOURCE_LIMIT_EXCEEDED, "no free channel")),
+                Err(_) => {
+                    return self.fail(err(condition::RESOURCE_LIMIT_EXCEEDED, "no free channel"))
+                }
             },
         };
         self.remote_channels.insert(channel, local);
@@ -677,7 +745,9 @@ impl Connection {
 
     /// Ends a session (its links go with it).
     pub fn end_session(&mut self, session: SessionId, error: Option<Error>) {
-        let Some(Some(s)) = self.sessions.get_mut(session.0 as usize) else { return };
+        let Some(Some(s)) = self.sessions.get_mut(session.0 as usize) else {
+            return;
+        };
         if s.ended_sent {
             return;
         }
@@ -690,7 +760,9 @@ impl Connection {
             return self.fail(err(condition::ILLEGAL_STATE, "end on an unknown channel"));
         };
         self.remote_channels.remove(&channel);
-        let ended_sent = self.sessions[local as usize].as_ref().is_some_and(|s| s.ended_sent);
+        let ended_sent = self.sessions[local as usize]
+            .as_ref()
+            .is_some_and(|s| s.ended_sent);
         if !ended_sent {
             self.write(local, &Performative::End(End { error: None }));
         }
@@ -698,7 +770,9 @@ impl Connection {
     }
 
     fn drop_session(&mut self, local: u16, error: Option<Error>) {
-        let Some(s) = self.sessions[local as usize].take() else { return };
+        let Some(s) = self.sessions[local as usize].take() else {
+            return;
+        };
         let mut ids: Vec<LinkId> = s.handles.values().copied().collect();
         for id in s.remote_handles.values() {
             if !ids.contains(id) {
@@ -708,11 +782,18 @@ impl Connection {
         ids.sort_unstable();
         for id in ids {
             if self.links.remove(&id.0).is_some() {
-                self.events.push_back(Event::Detached { link: id, closed: false, error: None });
+                self.events.push_back(Event::Detached {
+                    link: id,
+                    closed: false,
+                    error: None,
+                });
             }
         }
         self.pending_dispositions.retain(|d| d.channel != local);
-        self.events.push_back(Event::SessionEnded { session: SessionId(local), error });
+        self.events.push_back(Event::SessionEnded {
+            session: SessionId(local),
+            error,
+        });
     }
 
     fn session_error(&mut self, local: u16, e: Error) {
@@ -722,7 +803,12 @@ impl Connection {
             }
             if !s.ended_sent {
                 s.ended_sent = true;
-                self.write(local, &Performative::End(End { error: Some(e.clone()) }));
+                self.write(
+                    local,
+                    &Performative::End(End {
+                        error: Some(e.clone()),
+                    }),
+                );
             }
         }
         self.drop_session(local, Some(e));
@@ -730,8 +816,18 @@ impl Connection {
 
     // ---- links -------------------------------------------------------------------------
 
-    fn alloc_link(&mut self, session: u16, name: String, role: Role, state: LinkState) -> Result<LinkId, EngineError> {
-        let s = self.sessions.get_mut(session as usize).and_then(|s| s.as_mut()).ok_or(EngineError::UnknownSession)?;
+    fn alloc_link(
+        &mut self,
+        session: u16,
+        name: String,
+        role: Role,
+        state: LinkState,
+    ) -> Result<LinkId, EngineError> {
+        let s = self
+            .sessions
+            .get_mut(session as usize)
+            .and_then(|s| s.as_mut())
+            .ok_or(EngineError::UnknownSession)?;
         let mut handle = s.handles.len() as u32;
         while s.handles.contains_key(&handle) {
             handle = handle.wrapping_add(1);
@@ -769,8 +865,16 @@ impl Connection {
             rcv_settle_mode: Some(spec.rcv_settle_mode),
             source: spec.source.clone(),
             target: spec.target.clone(),
-            initial_delivery_count: if link.role == Role::Sender { Some(link.delivery_count) } else { None },
-            max_message_size: if link.role == Role::Receiver { Some(self.config.max_message_size) } else { None },
+            initial_delivery_count: if link.role == Role::Sender {
+                Some(link.delivery_count)
+            } else {
+                None
+            },
+            max_message_size: if link.role == Role::Receiver {
+                Some(self.config.max_message_size)
+            } else {
+                None
+            },
             offered_capabilities: spec.offered_capabilities.clone(),
             desired_capabilities: spec.desired_capabilities.clone(),
             properties: spec.properties.clone(),
@@ -783,36 +887,56 @@ impl Connection {
         if self.close_sent || self.phase == Phase::Closed {
             return Err(EngineError::Closed);
         }
-        let id = self.alloc_link(session.0, spec.name.clone(), spec.role, LinkState::AttachSent)?;
+        let id = self.alloc_link(
+            session.0,
+            spec.name.clone(),
+            spec.role,
+            LinkState::AttachSent,
+        )?;
         let attach = self.attach_frame(&self.links[&id.0], &spec);
-        self.write(session.0, &Performative::Attach(attach));
+        self.write(session.0, &Performative::Attach(Box::new(attach)));
         Ok(id)
     }
 
-    fn on_attach(&mut self, channel: u16, a: Attach) {
+    fn on_attach(&mut self, channel: u16, a: Box<Attach>) {
         let Some(local) = self.local_channel(channel) else {
-            return self.fail(err(condition::ILLEGAL_STATE, "attach on an unknown channel"));
+            return self.fail(err(
+                condition::ILLEGAL_STATE,
+                "attach on an unknown channel",
+            ));
         };
-        let Some(Some(s)) = self.sessions.get(local as usize) else { return };
+        let Some(Some(s)) = self.sessions.get(local as usize) else {
+            return;
+        };
         if s.remote_handles.contains_key(&a.handle) {
             return self.session_error(local, err(condition::HANDLE_IN_USE, "handle in use"));
         }
-        let our_role = if a.role == Role::Sender { Role::Receiver } else { Role::Sender };
+        let our_role = if a.role == Role::Sender {
+            Role::Receiver
+        } else {
+            Role::Sender
+        };
         // is it the answer to an attach of ours?
         let pending = s.handles.values().copied().find(|id| {
-            self.links.get(&id.0).is_some_and(|l| l.state == LinkState::AttachSent && l.name == a.name && l.role == our_role)
+            self.links.get(&id.0).is_some_and(|l| {
+                l.state == LinkState::AttachSent && l.name == a.name && l.role == our_role
+            })
         });
         let id = match pending {
             Some(id) => id,
-            None => match self.alloc_link(local, a.name.clone(), our_role, LinkState::AttachReceived) {
-                Ok(id) => id,
-                Err(_) => return,
-            },
+            None => {
+                match self.alloc_link(local, a.name.clone(), our_role, LinkState::AttachReceived) {
+                    Ok(id) => id,
+                    Err(_) => return,
+                }
+            }
         };
         if let Some(Some(s)) = self.sessions.get_mut(local as usize) {
             s.remote_handles.insert(a.handle, id);
         }
-        let Some(link) = self.links.get_mut(&id.0) else { return };
+        let Some(link) = self.links.get_mut(&id.0) else {
+            return;
+        };
         link.remote_handle = Some(a.handle);
         if our_role == Role::Receiver {
             link.delivery_count = a.initial_delivery_count.unwrap_or(0);
@@ -821,23 +945,33 @@ impl Connection {
         }
         if pending.is_some() {
             link.state = LinkState::Attached;
-            self.events.push_back(Event::Attached { link: id, attach: Box::new(a) });
+            self.events.push_back(Event::Attached {
+                link: id,
+                attach: a,
+            });
         } else {
-            self.events.push_back(Event::AttachRequested { link: id, session: SessionId(local), attach: Box::new(a) });
+            self.events.push_back(Event::AttachRequested {
+                link: id,
+                session: SessionId(local),
+                attach: a,
+            });
         }
     }
 
     /// Answers a peer's attach, completing the link. `spec.role` and `spec.name` are
     /// taken from the link itself.
     pub fn accept_link(&mut self, link: LinkId, spec: LinkSpec) -> Result<(), EngineError> {
-        let l = self.links.get_mut(&link.0).ok_or(EngineError::UnknownLink)?;
+        let l = self
+            .links
+            .get_mut(&link.0)
+            .ok_or(EngineError::UnknownLink)?;
         if l.state != LinkState::AttachReceived {
             return Err(EngineError::UnknownLink);
         }
         l.state = LinkState::Attached;
         let session = l.session;
         let attach = self.attach_frame(&self.links[&link.0], &spec);
-        self.write(session, &Performative::Attach(attach));
+        self.write(session, &Performative::Attach(Box::new(attach)));
         Ok(())
     }
 
@@ -847,41 +981,79 @@ impl Connection {
         if l.state != LinkState::AttachReceived {
             return Err(EngineError::UnknownLink);
         }
-        let spec = LinkSpec { role: l.role, ..LinkSpec::default() };
+        let spec = LinkSpec {
+            role: l.role,
+            ..LinkSpec::default()
+        };
         let attach = self.attach_frame(l, &spec);
         let session = l.session;
-        self.write(session, &Performative::Attach(attach));
+        self.write(session, &Performative::Attach(Box::new(attach)));
         self.detach(link, true, Some(error))
     }
 
     /// Detaches (or, with `closed`, closes) a link.
-    pub fn detach(&mut self, link: LinkId, closed: bool, error: Option<Error>) -> Result<(), EngineError> {
-        let l = self.links.get_mut(&link.0).ok_or(EngineError::UnknownLink)?;
+    pub fn detach(
+        &mut self,
+        link: LinkId,
+        closed: bool,
+        error: Option<Error>,
+    ) -> Result<(), EngineError> {
+        let l = self
+            .links
+            .get_mut(&link.0)
+            .ok_or(EngineError::UnknownLink)?;
         if l.state == LinkState::DetachSent {
             return Ok(());
         }
         l.state = LinkState::DetachSent;
         let (session, handle) = (l.session, l.handle);
-        self.write(session, &Performative::Detach(Detach { handle, closed: Some(closed), error }));
+        self.write(
+            session,
+            &Performative::Detach(Detach {
+                handle,
+                closed: Some(closed),
+                error,
+            }),
+        );
         Ok(())
     }
 
     fn link_by_remote(&self, local: u16, handle: u32) -> Option<LinkId> {
-        self.sessions.get(local as usize)?.as_ref()?.remote_handles.get(&handle).copied()
+        self.sessions
+            .get(local as usize)?
+            .as_ref()?
+            .remote_handles
+            .get(&handle)
+            .copied()
     }
 
     fn on_detach(&mut self, channel: u16, d: Detach) {
         let Some(local) = self.local_channel(channel) else {
-            return self.fail(err(condition::ILLEGAL_STATE, "detach on an unknown channel"));
+            return self.fail(err(
+                condition::ILLEGAL_STATE,
+                "detach on an unknown channel",
+            ));
         };
         let Some(id) = self.link_by_remote(local, d.handle) else {
-            return self.session_error(local, err(condition::UNATTACHED_HANDLE, "detach of an unattached handle"));
+            return self.session_error(
+                local,
+                err(
+                    condition::UNATTACHED_HANDLE,
+                    "detach of an unattached handle",
+                ),
+            );
         };
-        let Some(link) = self.links.remove(&id.0) else { return };
+        let Some(link) = self.links.remove(&id.0) else {
+            return;
+        };
         if link.state != LinkState::DetachSent {
             self.write(
                 local,
-                &Performative::Detach(Detach { handle: link.handle, closed: d.closed, error: None }),
+                &Performative::Detach(Detach {
+                    handle: link.handle,
+                    closed: d.closed,
+                    error: None,
+                }),
             );
         }
         if let Some(Some(s)) = self.sessions.get_mut(local as usize) {
@@ -890,7 +1062,11 @@ impl Connection {
             s.sent_unsettled.retain(|_, l| *l != id);
             s.received_unsettled.retain(|_, l| *l != id);
         }
-        self.events.push_back(Event::Detached { link: id, closed: d.closed.unwrap_or(false), error: d.error });
+        self.events.push_back(Event::Detached {
+            link: id,
+            closed: d.closed.unwrap_or(false),
+            error: d.error,
+        });
     }
 
     // ---- flow --------------------------------------------------------------------------
@@ -906,8 +1082,12 @@ impl Connection {
     }
 
     fn write_link_flow(&mut self, id: LinkId, echo: bool) {
-        let Some(l) = self.links.get(&id.0) else { return };
-        let Some(Some(s)) = self.sessions.get(l.session as usize) else { return };
+        let Some(l) = self.links.get(&id.0) else {
+            return;
+        };
+        let Some(Some(s)) = self.sessions.get(l.session as usize) else {
+            return;
+        };
         let mut f = Self::session_flow_fields(s, s.incoming_window);
         f.handle = Some(l.handle);
         f.delivery_count = Some(l.delivery_count);
@@ -923,7 +1103,10 @@ impl Connection {
 
     /// (Receiver) grants `credit` on a link, optionally asking the sender to drain it.
     pub fn flow(&mut self, link: LinkId, credit: u32, drain: bool) -> Result<(), EngineError> {
-        let l = self.links.get_mut(&link.0).ok_or(EngineError::UnknownLink)?;
+        let l = self
+            .links
+            .get_mut(&link.0)
+            .ok_or(EngineError::UnknownLink)?;
         if l.role != Role::Receiver {
             return Err(EngineError::NotReceiver);
         }
@@ -938,7 +1121,13 @@ impl Connection {
 
     /// (Sender) the credit we may use on a link.
     pub fn credit(&self, link: LinkId) -> u32 {
-        self.links.get(&link.0).map_or(0, |l| if l.role == Role::Sender && l.state == LinkState::Attached { l.credit } else { 0 })
+        self.links.get(&link.0).map_or(0, |l| {
+            if l.role == Role::Sender && l.state == LinkState::Attached {
+                l.credit
+            } else {
+                0
+            }
+        })
     }
 
     /// (Sender) the drain flag last set by the receiver.
@@ -948,7 +1137,10 @@ impl Connection {
 
     /// (Sender) completes a drain: uses up the remaining credit without sending.
     pub fn drained(&mut self, link: LinkId) -> Result<(), EngineError> {
-        let l = self.links.get_mut(&link.0).ok_or(EngineError::UnknownLink)?;
+        let l = self
+            .links
+            .get_mut(&link.0)
+            .ok_or(EngineError::UnknownLink)?;
         if l.role != Role::Sender {
             return Err(EngineError::NotSender);
         }
@@ -972,9 +1164,13 @@ impl Connection {
         let Some(local) = self.local_channel(channel) else {
             return self.fail(err(condition::ILLEGAL_STATE, "flow on an unknown channel"));
         };
-        let Some(Some(s)) = self.sessions.get_mut(local as usize) else { return };
+        let Some(Some(s)) = self.sessions.get_mut(local as usize) else {
+            return;
+        };
         let next_in = f.next_incoming_id.unwrap_or(0);
-        s.remote_incoming_window = next_in.wrapping_add(f.incoming_window).wrapping_sub(s.next_outgoing_id);
+        s.remote_incoming_window = next_in
+            .wrapping_add(f.incoming_window)
+            .wrapping_sub(s.next_outgoing_id);
         s.remote_outgoing_window = f.outgoing_window;
         self.release_blocked(local);
         let Some(handle) = f.handle else {
@@ -987,9 +1183,17 @@ impl Connection {
             return;
         };
         let Some(id) = self.link_by_remote(local, handle) else {
-            return self.session_error(local, err(condition::UNATTACHED_HANDLE, "flow for an unattached handle"));
+            return self.session_error(
+                local,
+                err(
+                    condition::UNATTACHED_HANDLE,
+                    "flow for an unattached handle",
+                ),
+            );
         };
-        let Some(l) = self.links.get_mut(&id.0) else { return };
+        let Some(l) = self.links.get_mut(&id.0) else {
+            return;
+        };
         l.drain = f.drain.unwrap_or(false);
         if l.role == Role::Sender {
             let their_count = f.delivery_count.unwrap_or(0);
@@ -1010,16 +1214,25 @@ impl Connection {
             l.available = f.available.unwrap_or(0);
         }
         let (credit, drain, available) = (l.credit, l.drain, l.available);
-        self.events.push_back(Event::Flow { link: id, credit, drain, available });
+        self.events.push_back(Event::Flow {
+            link: id,
+            credit,
+            drain,
+            available,
+        });
         if f.echo == Some(true) {
             self.write_link_flow(id, false);
         }
     }
 
     fn release_blocked(&mut self, local: u16) {
-        let Some(Some(s)) = self.sessions.get_mut(local as usize) else { return };
+        let Some(Some(s)) = self.sessions.get_mut(local as usize) else {
+            return;
+        };
         while s.remote_incoming_window > 0 {
-            let Some(frame) = s.blocked.pop_front() else { break };
+            let Some(frame) = s.blocked.pop_front() else {
+                break;
+            };
             s.remote_incoming_window -= 1;
             s.next_outgoing_id = s.next_outgoing_id.wrapping_add(1);
             self.out.put_slice(&frame);
@@ -1031,9 +1244,18 @@ impl Connection {
     /// (Sender) sends one message, whose encoding is the concatenation of `parts`. Returns
     /// the delivery id. Splits into frames by the peer's max-frame-size; queues frames the
     /// peer's session window does not admit yet.
-    pub fn send(&mut self, link: LinkId, tag: &[u8], parts: &[&[u8]], settled: bool) -> Result<u32, EngineError> {
+    pub fn send(
+        &mut self,
+        link: LinkId,
+        tag: &[u8],
+        parts: &[&[u8]],
+        settled: bool,
+    ) -> Result<u32, EngineError> {
         let peer_max = self.peer_max_frame as usize;
-        let l = self.links.get_mut(&link.0).ok_or(EngineError::UnknownLink)?;
+        let l = self
+            .links
+            .get_mut(&link.0)
+            .ok_or(EngineError::UnknownLink)?;
         if l.role != Role::Sender || l.state != LinkState::Attached {
             return Err(EngineError::NotSender);
         }
@@ -1047,7 +1269,11 @@ impl Connection {
         l.credit -= 1;
         l.delivery_count = l.delivery_count.wrapping_add(1);
         let (ch, handle) = (l.session, l.handle);
-        let s = self.sessions.get_mut(ch as usize).and_then(|s| s.as_mut()).ok_or(EngineError::UnknownSession)?;
+        let s = self
+            .sessions
+            .get_mut(ch as usize)
+            .and_then(|s| s.as_mut())
+            .ok_or(EngineError::UnknownSession)?;
         let delivery_id = s.next_delivery_id;
         s.next_delivery_id = s.next_delivery_id.wrapping_add(1);
         if !settled {
@@ -1057,7 +1283,9 @@ impl Connection {
         if !self.pending_dispositions.is_empty() {
             self.flush_dispositions();
         }
-        let s = self.sessions[ch as usize].as_mut().ok_or(EngineError::UnknownSession)?;
+        let s = self.sessions[ch as usize]
+            .as_mut()
+            .ok_or(EngineError::UnknownSession)?;
         let mut offset = 0usize;
         let mut part = 0usize;
         let mut part_off = 0usize;
@@ -1069,14 +1297,26 @@ impl Connection {
             let start = frame::begin_frame(buf, frame::TYPE_AMQP, ch);
             // room for the payload in this frame, after the transfer performative
             let perf_start = buf.len();
-            write_transfer(buf, handle, first.then_some((delivery_id, tag)), settled, true);
+            write_transfer(
+                buf,
+                handle,
+                first.then_some((delivery_id, tag)),
+                settled,
+                true,
+            );
             let perf_len = buf.len() - perf_start;
             let room = peer_max.saturating_sub(8 + perf_len).max(1);
             let more = total - offset > room;
             if !more {
                 // rewrite without `more`
                 buf.truncate(perf_start);
-                write_transfer(buf, handle, first.then_some((delivery_id, tag)), settled, false);
+                write_transfer(
+                    buf,
+                    handle,
+                    first.then_some((delivery_id, tag)),
+                    settled,
+                    false,
+                );
             }
             let mut n = room.min(total - offset);
             offset += n;
@@ -1111,44 +1351,86 @@ impl Connection {
 
     fn on_transfer(&mut self, channel: u16, t: Transfer, payload: Bytes) {
         let Some(local) = self.local_channel(channel) else {
-            return self.fail(err(condition::ILLEGAL_STATE, "transfer on an unknown channel"));
+            return self.fail(err(
+                condition::ILLEGAL_STATE,
+                "transfer on an unknown channel",
+            ));
         };
         let window = self.config.session_window;
-        let Some(Some(s)) = self.sessions.get_mut(local as usize) else { return };
+        let Some(Some(s)) = self.sessions.get_mut(local as usize) else {
+            return;
+        };
         if s.incoming_window == 0 {
-            return self.session_error(local, err(condition::WINDOW_VIOLATION, "transfer beyond the incoming window"));
+            return self.session_error(
+                local,
+                err(
+                    condition::WINDOW_VIOLATION,
+                    "transfer beyond the incoming window",
+                ),
+            );
         }
         s.incoming_window -= 1;
         s.next_incoming_id = s.next_incoming_id.wrapping_add(1);
-        let refill = s.incoming_window < window / 2;
+        // (at least one short of full, or a window of one would never be refilled)
+        let refill = s.incoming_window < (window / 2).max(1);
         if refill {
             s.incoming_window = window;
             let fl = Self::session_flow_fields(s, window);
             self.write(local, &Performative::Flow(fl));
         }
         let Some(id) = self.link_by_remote(local, t.handle) else {
-            return self.session_error(local, err(condition::UNATTACHED_HANDLE, "transfer on an unattached handle"));
+            return self.session_error(
+                local,
+                err(
+                    condition::UNATTACHED_HANDLE,
+                    "transfer on an unattached handle",
+                ),
+            );
         };
         let max_msg = self.config.max_message_size;
-        let Some(l) = self.links.get_mut(&id.0) else { return };
+        let Some(l) = self.links.get_mut(&id.0) else {
+            return;
+        };
         if l.role != Role::Receiver {
-            return self.session_error(local, err(condition::ERRANT_LINK, "transfer on a sending link"));
+            return self.session_error(
+                local,
+                err(condition::ERRANT_LINK, "transfer on a sending link"),
+            );
         }
-        let s = self.sessions[local as usize].as_mut().expect("session checked above");
+        let s = self.sessions[local as usize]
+            .as_mut()
+            .expect("session checked above");
         let more = t.more.unwrap_or(false);
         let aborted = t.aborted.unwrap_or(false);
         if l.partial.is_none() {
             // first frame of a delivery
-            let delivery_id = match t.delivery_id.or(s.last_incoming_delivery.map(|d| d.wrapping_add(1))) {
+            let delivery_id = match t
+                .delivery_id
+                .or(s.last_incoming_delivery.map(|d| d.wrapping_add(1)))
+            {
                 Some(d) => d,
-                None => return self.session_error(local, err(condition::INVALID_FIELD, "transfer without delivery-id")),
+                None => {
+                    return self.session_error(
+                        local,
+                        err(condition::INVALID_FIELD, "transfer without delivery-id"),
+                    )
+                }
             };
             s.last_incoming_delivery = Some(delivery_id);
             if l.credit == 0 {
                 if l.grace > 0 {
                     l.grace -= 1;
+                } else if !self.config.strict_credit {
+                    // tolerated (RabbitMQ 3.10 overshoots credit): take it, keep credit at 0
                 } else {
-                    let _ = self.detach(id, true, Some(err(condition::TRANSFER_LIMIT_EXCEEDED, "transfer without link credit")));
+                    let _ = self.detach(
+                        id,
+                        true,
+                        Some(err(
+                            condition::TRANSFER_LIMIT_EXCEEDED,
+                            "transfer without link credit",
+                        )),
+                    );
                     return;
                 }
             } else {
@@ -1165,12 +1447,25 @@ impl Connection {
                 if !settled {
                     s.received_unsettled.insert(delivery_id, id);
                 }
-                self.events.push_back(Event::Delivery { link: id, delivery_id, tag, payload, settled, message_format });
+                self.events.push_back(Event::Delivery {
+                    link: id,
+                    delivery_id,
+                    tag,
+                    payload,
+                    settled,
+                    message_format,
+                });
                 return;
             }
             let mut buf = BytesMut::with_capacity(payload.len() * 2);
             buf.put_slice(&payload);
-            l.partial = Some(Partial { delivery_id, tag, buf, settled, message_format });
+            l.partial = Some(Partial {
+                delivery_id,
+                tag,
+                buf,
+                settled,
+                message_format,
+            });
             return;
         }
         // continuation frame
@@ -1184,7 +1479,14 @@ impl Connection {
         }
         if (p.buf.len() + payload.len()) as u64 > max_msg {
             l.partial = None;
-            let _ = self.detach(id, true, Some(err(condition::MESSAGE_SIZE_EXCEEDED, "message exceeds max-message-size")));
+            let _ = self.detach(
+                id,
+                true,
+                Some(err(
+                    condition::MESSAGE_SIZE_EXCEEDED,
+                    "message exceeds max-message-size",
+                )),
+            );
             return;
         }
         p.buf.put_slice(&payload);
@@ -1209,8 +1511,16 @@ impl Connection {
 
     /// (Receiver) updates or settles a delivery received on `link`. Consecutive
     /// dispositions with the same state are coalesced into one frame.
-    pub fn disposition(&mut self, link: LinkId, delivery_id: u32, state: Option<DeliveryState>, settled: bool) {
-        let Some(l) = self.links.get(&link.0) else { return };
+    pub fn disposition(
+        &mut self,
+        link: LinkId,
+        delivery_id: u32,
+        state: Option<DeliveryState>,
+        settled: bool,
+    ) {
+        let Some(l) = self.links.get(&link.0) else {
+            return;
+        };
         let ch = l.session;
         let role = l.role;
         if let Some(Some(s)) = self.sessions.get_mut(ch as usize) {
@@ -1228,7 +1538,14 @@ impl Connection {
         self.queue_disposition(ch, role, delivery_id, settled, state);
     }
 
-    fn queue_disposition(&mut self, channel: u16, role: Role, id: u32, settled: bool, state: Option<DeliveryState>) {
+    fn queue_disposition(
+        &mut self,
+        channel: u16,
+        role: Role,
+        id: u32,
+        settled: bool,
+        state: Option<DeliveryState>,
+    ) {
         if let Some(last) = self.pending_dispositions.last_mut() {
             if last.channel == channel
                 && last.role == role
@@ -1243,7 +1560,14 @@ impl Connection {
         if self.pending_dispositions.len() >= 64 {
             self.flush_dispositions();
         }
-        self.pending_dispositions.push(PendingDisposition { channel, role, first: id, last: id, settled, state });
+        self.pending_dispositions.push(PendingDisposition {
+            channel,
+            role,
+            first: id,
+            last: id,
+            settled,
+            state,
+        });
     }
 
     fn flush_dispositions(&mut self) {
@@ -1251,7 +1575,11 @@ impl Connection {
             let p = Performative::Disposition(Disposition {
                 role: d.role,
                 first: d.first,
-                last: if d.last != d.first { Some(d.last) } else { None },
+                last: if d.last != d.first {
+                    Some(d.last)
+                } else {
+                    None
+                },
                 settled: Some(d.settled),
                 state: d.state,
                 batchable: None,
@@ -1262,13 +1590,22 @@ impl Connection {
 
     fn on_disposition(&mut self, channel: u16, d: Disposition) {
         let Some(local) = self.local_channel(channel) else {
-            return self.fail(err(condition::ILLEGAL_STATE, "disposition on an unknown channel"));
+            return self.fail(err(
+                condition::ILLEGAL_STATE,
+                "disposition on an unknown channel",
+            ));
         };
-        let Some(Some(s)) = self.sessions.get_mut(local as usize) else { return };
+        let Some(Some(s)) = self.sessions.get_mut(local as usize) else {
+            return;
+        };
         let last = d.last.unwrap_or(d.first);
         let settled = d.settled.unwrap_or(false);
         // the peer's role names whose deliveries these are: a receiver speaks of ours
-        let map = if d.role == Role::Receiver { &mut s.sent_unsettled } else { &mut s.received_unsettled };
+        let map = if d.role == Role::Receiver {
+            &mut s.sent_unsettled
+        } else {
+            &mut s.received_unsettled
+        };
         let span = last.wrapping_sub(d.first) as u64 + 1;
         let mut hits: Vec<(u32, LinkId)> = Vec::new();
         if span <= map.len() as u64 {
@@ -1284,12 +1621,16 @@ impl Connection {
             }
         } else {
             hits.extend(
-                map.iter().filter(|(id, _)| id.wrapping_sub(d.first) as u64 <= span - 1).map(|(id, l)| (*id, *l)),
+                map.iter()
+                    .filter(|(id, _)| (id.wrapping_sub(d.first) as u64) < span)
+                    .map(|(id, l)| (*id, *l)),
             );
             hits.sort_unstable_by_key(|(id, _)| id.wrapping_sub(d.first));
         }
         // an outcome from a receiver that did not settle is settled by us (mode first)
-        let auto_settle = d.role == Role::Receiver && !settled && d.state.as_ref().is_some_and(|s| s.is_outcome());
+        let auto_settle = d.role == Role::Receiver
+            && !settled
+            && d.state.as_ref().is_some_and(|s| s.is_outcome());
         for (id, _) in &hits {
             if settled || auto_settle {
                 map.remove(id);
@@ -1328,13 +1669,21 @@ impl Connection {
 
     /// Whether the link exists and is attached.
     pub fn is_attached(&self, link: LinkId) -> bool {
-        self.links.get(&link.0).is_some_and(|l| l.state == LinkState::Attached)
+        self.links
+            .get(&link.0)
+            .is_some_and(|l| l.state == LinkState::Attached)
     }
 }
 
 /// Writes a transfer performative; `first` carries the delivery id and tag of the first
 /// frame of a delivery (continuation frames omit them).
-fn write_transfer(buf: &mut BytesMut, handle: u32, first: Option<(u32, &[u8])>, settled: bool, more: bool) {
+fn write_transfer(
+    buf: &mut BytesMut,
+    handle: u32,
+    first: Option<(u32, &[u8])>,
+    settled: bool,
+    more: bool,
+) {
     encode::descriptor(buf, Transfer::CODE);
     let start = encode::begin_compound(buf, crate::codec::format::LIST32);
     let mut count = 1;

@@ -2,7 +2,8 @@
 
 use crate::codec::{Fields, Symbol};
 use crate::definitions::{
-    Attach, DeliveryState, Error, Open, ReceiverSettleMode, Role, SenderSettleMode, Source, TargetTerminus,
+    Attach, DeliveryState, Error, Open, ReceiverSettleMode, Role, SenderSettleMode, Source,
+    TargetTerminus,
 };
 use bytes::Bytes;
 use std::time::Duration;
@@ -53,6 +54,10 @@ pub struct ConnectionConfig {
     pub offered_capabilities: Vec<Symbol>,
     pub properties: Option<Fields>,
     pub sasl_client: SaslClient,
+    /// Whether a transfer beyond the credit we granted detaches the link with
+    /// `amqp:link:transfer-limit-exceeded` (servers) or is tolerated (clients, since some
+    /// brokers overshoot).
+    pub strict_credit: bool,
     pub sasl_server: Option<SaslServer>,
 }
 
@@ -71,6 +76,7 @@ impl ConnectionConfig {
             offered_capabilities: Vec::new(),
             properties: None,
             sasl_client: SaslClient::Anonymous,
+            strict_credit: false,
             sasl_server: None,
         }
     }
@@ -84,6 +90,7 @@ impl ConnectionConfig {
                 allow_skip: true,
             }),
             sasl_client: SaslClient::None,
+            strict_credit: true,
             ..ConnectionConfig::client(container_id)
         }
     }
@@ -116,26 +123,58 @@ pub struct LinkSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// (Server) the client chose a mechanism; answer with [`super::Connection::sasl_outcome`].
-    SaslInit { mechanism: Symbol, initial_response: Option<Bytes>, hostname: Option<String> },
+    SaslInit {
+        mechanism: Symbol,
+        initial_response: Option<Bytes>,
+        hostname: Option<String>,
+    },
     /// The peer's open arrived.
     Opened(Box<Open>),
     /// A session is mapped (the peer began it, or answered our begin).
     SessionBegun(SessionId),
     /// A session ended (by the peer, or with the connection).
-    SessionEnded { session: SessionId, error: Option<Error> },
+    SessionEnded {
+        session: SessionId,
+        error: Option<Error>,
+    },
     /// The peer attached a new link; answer with `accept_link` or `refuse_link`.
-    AttachRequested { link: LinkId, session: SessionId, attach: Box<Attach> },
+    AttachRequested {
+        link: LinkId,
+        session: SessionId,
+        attach: Box<Attach>,
+    },
     /// The peer answered our attach.
     Attached { link: LinkId, attach: Box<Attach> },
     /// Flow state of a link changed: for our sending links, the credit we may use; for our
     /// receiving links, the credit left after the sender's update (drain completes here).
-    Flow { link: LinkId, credit: u32, drain: bool, available: u32 },
+    Flow {
+        link: LinkId,
+        credit: u32,
+        drain: bool,
+        available: u32,
+    },
     /// A complete message arrived on one of our receiving links.
-    Delivery { link: LinkId, delivery_id: u32, tag: Bytes, payload: Bytes, settled: bool, message_format: u32 },
+    Delivery {
+        link: LinkId,
+        delivery_id: u32,
+        tag: Bytes,
+        payload: Bytes,
+        settled: bool,
+        message_format: u32,
+    },
     /// The peer updated or settled a delivery on `link`.
-    Disposition { link: LinkId, delivery_id: u32, state: Option<DeliveryState>, settled: bool },
+    Disposition {
+        link: LinkId,
+        delivery_id: u32,
+        state: Option<DeliveryState>,
+        settled: bool,
+    },
     /// The link is gone (the engine already answered the peer's detach).
-    Detached { link: LinkId, closed: bool, error: Option<Error> },
+    Detached {
+        link: LinkId,
+        closed: bool,
+        error: Option<Error>,
+    },
     /// The connection is closed; `error` is the peer's or the one we closed with.
     Closed { error: Option<Error>, by_peer: bool },
 }
