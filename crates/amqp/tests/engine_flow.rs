@@ -837,6 +837,30 @@ fn a_transfer_beyond_credit_detaches_the_link() {
 }
 
 #[test]
+fn a_lenient_receiver_takes_a_transfer_beyond_credit() {
+    // clients run lenient: RabbitMQ 3.10 overshoots the credit it was given
+    let mut cfg = ConnectionConfig::server("s");
+    cfg.strict_credit = false;
+    let (mut s, link) = raw_server_with_link(cfg);
+    let t = Transfer {
+        handle: 0,
+        delivery_id: Some(0),
+        delivery_tag: Some(Bytes::from_static(b"t")),
+        settled: Some(true),
+        ..Transfer::default()
+    };
+    s.handle_input(&transfer_frame(0, &t, b"over"), Instant::now());
+    let got = std::iter::from_fn(|| s.poll_event()).find_map(|e| match e {
+        Event::Delivery {
+            link: l, payload, ..
+        } if l == link => Some(payload),
+        _ => None,
+    });
+    assert_eq!(got.as_deref(), Some(&b"over"[..]));
+    assert!(s.is_attached(link), "a lenient receiver keeps the link");
+}
+
+#[test]
 fn session_window_is_replenished() {
     for window in [1u32, 2, 3, 4, 7] {
         let mut scfg = ConnectionConfig::server("s");

@@ -11,6 +11,7 @@ pub mod anycast;
 pub mod multicast;
 pub mod outbox;
 pub mod queue;
+mod sync;
 pub mod tenant;
 pub mod topic;
 

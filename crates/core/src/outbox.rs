@@ -53,7 +53,7 @@ impl Outbox {
     /// Queues a command, waking the connection task when the queue was empty.
     pub fn push(&self, cmd: Command) {
         let was_empty = {
-            let mut q = self.cmds.lock().unwrap_or_else(|e| e.into_inner());
+            let mut q = crate::sync::lock(&self.cmds);
             let was_empty = q.is_empty();
             q.push(cmd);
             was_empty
@@ -65,16 +65,13 @@ impl Outbox {
 
     /// Moves every queued command into `into` (which should be empty).
     pub fn drain_into(&self, into: &mut Vec<Command>) {
-        let mut q = self.cmds.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = crate::sync::lock(&self.cmds);
         std::mem::swap(&mut *q, into);
     }
 
     /// Whether commands are waiting.
     pub fn is_empty(&self) -> bool {
-        self.cmds
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty()
+        crate::sync::lock(&self.cmds).is_empty()
     }
 
     /// Resolves when a command was pushed since the last drain.

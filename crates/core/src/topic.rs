@@ -39,34 +39,25 @@ impl Topic {
         let q = Arc::new(
             Queue::new(format!("{}::sub", self.name), None).with_max_bytes(self.max_bytes),
         );
-        self.subscriptions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(q.clone());
+        crate::sync::lock(&self.subscriptions).push(q.clone());
         q
     }
 
     /// Drops a subscription and whatever it still held.
     pub fn unsubscribe(&self, sub: &Arc<Queue>) {
-        self.subscriptions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|q| !Arc::ptr_eq(q, sub));
+        crate::sync::lock(&self.subscriptions).retain(|q| !Arc::ptr_eq(q, sub));
     }
 
     /// Number of live subscriptions.
     pub fn subscriber_count(&self) -> usize {
-        self.subscriptions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        crate::sync::lock(&self.subscriptions).len()
     }
 
     /// Copies the message to every subscription. Returns the subscription that is full,
     /// if any, so the producer can wait for it.
     pub fn publish(&self, msg: Message) -> Option<Arc<Queue>> {
         // lock order: topic, then subscription queue (a queue never locks its topic)
-        let subs = self.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
+        let subs = crate::sync::lock(&self.subscriptions);
         let mut full = None;
         for q in subs.iter() {
             if !q.publish(msg.clone()) {
