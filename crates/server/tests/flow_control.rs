@@ -22,6 +22,21 @@ fn msg(size: usize) -> Bytes {
         .encode()
 }
 
+/// The settled count once it has not moved for half a second (at most 10 s), so a slow
+/// machine still sees everything that was in flight.
+async fn settled_when_stable(counter: &OutcomeCounter) -> u64 {
+    let start = Instant::now();
+    let mut last = counter.settled();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = counter.settled();
+        if now == last || start.elapsed() > T {
+            return now;
+        }
+        last = now;
+    }
+}
+
 async fn settled_after(counter: &OutcomeCounter, wait: Duration) -> u64 {
     tokio::time::sleep(wait).await;
     counter.settled()
@@ -42,7 +57,7 @@ async fn a_full_queue_withholds_credit_until_consumers_make_room() {
         s.send_counted(msg(1000), &counter);
     }
     // the queue takes 20 KB, plus what the producer had in flight on its credit window
-    let first = settled_after(&counter, Duration::from_millis(500)).await;
+    let first = settled_when_stable(&counter).await;
     assert!(
         (19..=1025).contains(&first),
         "the producer must wait for room: {first} settled"
