@@ -97,6 +97,8 @@ def main():
     scenarios.append(("Throng queue", "throng:queue", "bench", ["--count", str(args.count)]))
     scenarios.append(("Throng anycast", "throng:anycast", "bench", ["--count", str(args.count)]))
     scenarios.append(("Throng queue, paced 10k/s", "throng:queue", "bench", paced))
+    scenarios.append(("Throng queue, durable, 4 producers", "throng:queue", "bench",
+                      ["--count", str(args.count // 2), "--producers", "4", "--durable"]))
     scenarios.append(("Throng anycast, paced 10k/s", "throng:anycast", "bench", paced))
     if not args.skip_peers:
         scenarios.append(("RabbitMQ 3.10 queue", "rabbitmq.sh", "/amq/queue/bench", ["--count", str(args.peer_count)]))

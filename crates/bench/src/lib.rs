@@ -14,6 +14,7 @@ use clap::{Args, ValueEnum};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use throng_amqp::definitions::Header;
 use throng_amqp::engine::SaslClient;
 use throng_amqp::message::{Body, MessageBuilder};
 use throng_client::{ConnectOptions, Connection, OutcomeCounter, ReceiverOptions, SenderOptions};
@@ -82,6 +83,10 @@ pub struct BenchArgs {
     /// hold them idle, and report the server's resident memory per connection.
     #[arg(long, default_value_t = 0)]
     pub idle_connections: usize,
+    /// Send durable messages (header durable=true): a broker must have them on disk before
+    /// it settles them.
+    #[arg(long)]
+    pub durable: bool,
 }
 
 /// Runs a benchmark and prints its report.
@@ -153,9 +158,16 @@ pub(crate) fn connect_options(args: &BenchArgs, role: &str, i: usize) -> Connect
 }
 
 /// Encodes the message template; the body's first 8 bytes are patched with the send time.
-fn template(size: usize) -> (BytesMut, usize) {
+fn template(size: usize, durable: bool) -> (BytesMut, usize) {
     let body = vec![b'x'; size.max(8)];
-    let encoded = MessageBuilder::new().data(Bytes::from(body)).encode();
+    let mut builder = MessageBuilder::new().data(Bytes::from(body));
+    if durable {
+        builder = builder.header(Header {
+            durable: Some(true),
+            ..Header::default()
+        });
+    }
+    let encoded = builder.encode();
     let offset = encoded.len() - size.max(8);
     (BytesMut::from(&encoded[..]), offset)
 }
@@ -247,7 +259,7 @@ pub async fn bench(args: &BenchArgs) -> Result<Report, String> {
             .map_err(|e| format!("producer attach: {e}"))?;
         let counter = counter.clone();
         let window = args.window as u64 * args.producers as u64;
-        let (tmpl, offset) = template(args.size);
+        let (tmpl, offset) = template(args.size, args.durable);
         let period = if args.rate > 0 {
             Some(Duration::from_secs_f64(
                 args.producers as f64 / args.rate as f64,

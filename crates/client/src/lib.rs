@@ -9,7 +9,7 @@ mod driver;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use throng_amqp::codec::Symbol;
+use throng_amqp::codec::{Symbol, Value};
 use throng_amqp::definitions::{
     DeliveryState, Error, Role, SenderSettleMode, Source, Target, TargetTerminus,
 };
@@ -68,6 +68,8 @@ pub struct ReceiverOptions {
     pub presettled: bool,
     /// Source capabilities (e.g. `topic`).
     pub capabilities: Vec<Symbol>,
+    /// A JMS selector, sent as the `apache.org:selector-filter:string` source filter.
+    pub selector: Option<String>,
 }
 
 impl Default for ReceiverOptions {
@@ -77,6 +79,7 @@ impl Default for ReceiverOptions {
             dynamic: false,
             presettled: false,
             capabilities: Vec::new(),
+            selector: None,
         }
     }
 }
@@ -169,6 +172,17 @@ impl Connection {
                 address: (!opts.dynamic).then(|| address.to_string()),
                 dynamic: opts.dynamic.then_some(true),
                 capabilities: (!opts.capabilities.is_empty()).then(|| opts.capabilities.clone()),
+                filter: opts.selector.as_ref().map(|sel| {
+                    vec![(
+                        Symbol::new("jms-selector"),
+                        Value::Described(
+                            Box::new(Value::Symbol(Symbol::new(
+                                "apache.org:selector-filter:string",
+                            ))),
+                            Box::new(Value::String(sel.clone())),
+                        ),
+                    )]
+                }),
                 ..Source::default()
             }),
             target: Some(TargetTerminus::Target(Target::default())),

@@ -4,7 +4,7 @@
 use crate::address::{Address, AddressKind};
 use crate::anycast::Anycast;
 use crate::multicast::Multicast;
-use crate::queue::Queue;
+use crate::queue::{Persistence, Queue};
 use crate::topic::Topic;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -90,25 +90,60 @@ pub struct Tenant {
     addresses: RwLock<HashMap<String, Address>>,
     dead_letter: Arc<Queue>,
     next_dynamic: AtomicU64,
+    journal: Option<throng_store::Journal>,
 }
 
 impl Tenant {
     /// A tenant with only its dead-letter queue.
     pub fn new(name: impl Into<String>, auto_create: bool, users: Vec<User>) -> Self {
-        let dead_letter = Arc::new(Queue::new(DEAD_LETTER_ADDRESS, None));
+        Self::with_journal(name, auto_create, users, None)
+    }
+
+    /// A tenant whose queues keep durable messages in `journal`.
+    pub fn with_journal(
+        name: impl Into<String>,
+        auto_create: bool,
+        users: Vec<User>,
+        journal: Option<throng_store::Journal>,
+    ) -> Self {
+        let name = name.into();
+        let dead_letter = Arc::new(
+            Queue::new(DEAD_LETTER_ADDRESS, None).with_persistence(Self::persistence_for(
+                &journal,
+                &name,
+                DEAD_LETTER_ADDRESS,
+            )),
+        );
         let mut map = HashMap::new();
         map.insert(
             DEAD_LETTER_ADDRESS.to_string(),
             Address::Queue(dead_letter.clone()),
         );
         Tenant {
-            name: name.into(),
+            name,
+            journal,
             auto_create,
             users,
             addresses: RwLock::new(map),
             dead_letter,
             next_dynamic: AtomicU64::new(1),
         }
+    }
+
+    /// The journal key of a queue: `tenant/address`.
+    pub fn journal_key(tenant: &str, address: &str) -> String {
+        format!("{tenant}/{address}")
+    }
+
+    fn persistence_for(
+        journal: &Option<throng_store::Journal>,
+        tenant: &str,
+        address: &str,
+    ) -> Option<Persistence> {
+        journal.as_ref().map(|j| Persistence {
+            journal: j.clone(),
+            key: Self::journal_key(tenant, address),
+        })
     }
 
     /// The tenant's name.
@@ -158,7 +193,9 @@ impl Tenant {
         map.entry(name.to_string())
             .or_insert_with(|| match kind {
                 AddressKind::Queue => Address::Queue(Arc::new(
-                    Queue::new(name, Some(self.dead_letter.clone())).with_max_bytes(max_bytes),
+                    Queue::new(name, Some(self.dead_letter.clone()))
+                        .with_max_bytes(max_bytes)
+                        .with_persistence(Self::persistence_for(&self.journal, &self.name, name)),
                 )),
                 AddressKind::Topic => {
                     Address::Topic(Arc::new(Topic::new(name).with_max_bytes(max_bytes)))

@@ -113,9 +113,17 @@ impl Config {
 
     /// Builds the tenants; with none configured, the standalone `default` tenant that
     /// auto-creates addresses and admits anonymous clients.
-    pub fn tenants(&self) -> Result<Vec<Tenant>, ConfigError> {
+    pub fn tenants(
+        &self,
+        journal: Option<throng_store::Journal>,
+    ) -> Result<Vec<Tenant>, ConfigError> {
         if self.tenant.is_empty() {
-            return Ok(vec![Tenant::new("default", true, Vec::new())]);
+            return Ok(vec![Tenant::with_journal(
+                "default",
+                true,
+                Vec::new(),
+                journal,
+            )]);
         }
         let mut out = Vec::new();
         for t in &self.tenant {
@@ -149,7 +157,8 @@ impl Config {
                     permissions,
                 });
             }
-            let tenant = Tenant::new(t.name.clone(), t.auto_create, users);
+            let tenant =
+                Tenant::with_journal(t.name.clone(), t.auto_create, users, journal.clone());
             for a in &t.address {
                 let kind = AddressKind::parse(&a.kind).ok_or_else(|| {
                     ConfigError::Invalid(format!(
@@ -209,7 +218,7 @@ permissions = [{ pattern = "orders*", ops = ["send", "recv"] }]
 "#,
         )
         .unwrap();
-        let tenants = c.tenants().unwrap();
+        let tenants = c.tenants(None).unwrap();
         assert_eq!(tenants.len(), 1);
         assert_eq!(
             tenants[0].lookup("orders").map(|a| a.kind()),
@@ -227,6 +236,6 @@ permissions = [{ pattern = "orders*", ops = ["send", "recv"] }]
             "[[tenant]]\nname = \"t\"\n[[tenant.address]]\nname = \"a\"\ntype = \"fifo\"\n",
         )
         .unwrap();
-        assert!(c.tenants().is_err());
+        assert!(c.tenants(None).is_err());
     }
 }

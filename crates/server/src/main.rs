@@ -2,6 +2,7 @@
 
 mod amqp;
 mod config;
+mod recovery;
 mod serve;
 
 use clap::{Parser, Subcommand};

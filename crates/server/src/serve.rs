@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use throng_core::Node;
+use throng_store::{Journal, JournalConfig};
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
@@ -21,7 +22,6 @@ pub struct ServeOverrides {
 
 /// Runs a standalone node until a termination signal; `Ok` means a clean stop.
 pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), String> {
-    let tenants = config.tenants().map_err(|e| e.to_string())?;
     let data_dir = overrides
         .data_dir
         .clone()
@@ -29,7 +29,13 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
         .unwrap_or_else(|| PathBuf::from("./data"));
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
+    let (journal, recovered) = Journal::open(JournalConfig::new(data_dir.join("journal")))
+        .map_err(|e| format!("cannot open the journal in {}: {e}", data_dir.display()))?;
+    let tenants = config
+        .tenants(Some(journal.clone()))
+        .map_err(|e| e.to_string())?;
     let node = Arc::new(Node::new(tenants));
+    crate::recovery::restore(&node, recovered);
 
     // When any listener is named (flag or [listeners]), only the named ones open.
     let named = overrides.amqp.is_some()
@@ -82,6 +88,18 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
     for t in tasks {
         t.abort();
     }
+    journal
+        .sync()
+        .map_err(|e| format!("flushing the journal: {e}"))?;
+    let st = journal.stats();
+    info!(
+        records = st.records,
+        fsyncs = st.fsyncs,
+        records_per_fsync = st.records as f64 / st.fsyncs.max(1) as f64,
+        segments_live = st.segments_live,
+        segments_deleted = st.segments_deleted,
+        "journal flushed"
+    );
     Ok(())
 }
 

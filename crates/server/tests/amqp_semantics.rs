@@ -680,3 +680,63 @@ async fn malformed_frame_closes_with_decode_error() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn selectors_pick_messages_and_leave_the_rest_in_order() {
+    let node = Node::start(ADDRESSES);
+    let c = connect(&node).await;
+    let s = c
+        .open_sender(Some("q1"), SenderOptions::default())
+        .await
+        .unwrap();
+    for (i, color) in ["red", "blue", "red", "green", "red", "blue"]
+        .iter()
+        .enumerate()
+    {
+        let m = MessageBuilder::new()
+            .app_property("color", Value::String(color.to_string()))
+            .app_property("n", Value::Long(i as i64))
+            .data(Bytes::from(format!("{color}{i}")))
+            .encode();
+        s.send(m).await.unwrap();
+    }
+    let mut reds = c
+        .open_receiver(
+            "q1",
+            ReceiverOptions {
+                selector: Some("color = 'red' AND n > 0".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    for want in ["red2", "red4"] {
+        let d = reds.recv_timeout(T).await.unwrap();
+        assert_eq!(body(&d), want);
+        reds.accept(&d);
+    }
+    assert!(
+        reds.recv_timeout(Duration::from_millis(300)).await.is_err(),
+        "only matching messages"
+    );
+    let mut rest = c
+        .open_receiver("q1", ReceiverOptions::default())
+        .await
+        .unwrap();
+    for want in ["red0", "blue1", "green3", "blue5"] {
+        let d = rest.recv_timeout(T).await.unwrap();
+        assert_eq!(body(&d), want, "skipped messages stay, in order");
+        rest.accept(&d);
+    }
+    refused_with(
+        c.open_receiver(
+            "q1",
+            ReceiverOptions {
+                selector: Some("color = ".into()),
+                ..Default::default()
+            },
+        )
+        .await,
+        condition::INVALID_FIELD,
+    );
+}

@@ -6,6 +6,7 @@ use super::connection::Conn;
 use bytes::Bytes;
 use std::sync::Arc;
 use throng_amqp::codec::Symbol;
+use throng_amqp::codec::Value;
 use throng_amqp::definitions::{
     condition, Attach, DeliveryState, Error, ReceiverSettleMode, Rejected, Role, SenderSettleMode,
     Source, TargetTerminus,
@@ -14,9 +15,11 @@ use throng_amqp::engine::{IdMap, LinkId, LinkSpec};
 use throng_amqp::message::Message;
 use throng_core::anycast::{Anycast, Forwarded, Origin};
 use throng_core::multicast::Multicast;
-use throng_core::queue::Queue;
+use throng_core::queue::{OnDurable, Queue, Stored};
 use throng_core::topic::Topic;
-use throng_core::{Address, AddressKind, ConsumerKey, Op, Outcome};
+use throng_core::Command;
+use throng_core::{Address, AddressKind, ConsumerKey, Op, Outcome, Tenant};
+use throng_selector::Selector;
 use tracing::{debug, warn};
 
 /// Credit a producer to a queue, topic or the anonymous relay is topped up to.
@@ -72,7 +75,54 @@ fn rejected(cond: &str, desc: impl Into<String>) -> DeliveryState {
     })
 }
 
+/// The descriptor of a JMS selector filter (AMQP filters registry), symbolic and numeric.
+const SELECTOR_FILTER: &str = "apache.org:selector-filter:string";
+const SELECTOR_FILTER_CODE: u64 = 0x0000_468C_0000_0004;
+
+/// The JMS selector in a source's filter set, if any, parsed.
+fn selector_of(source: &Source) -> Result<Option<Selector>, String> {
+    let Some(filters) = &source.filter else {
+        return Ok(None);
+    };
+    for (_, value) in filters {
+        let Value::Described(descriptor, expr) = value else {
+            continue;
+        };
+        let is_selector = match descriptor.as_ref() {
+            Value::Symbol(s) => s.as_str() == SELECTOR_FILTER,
+            Value::Ulong(code) => *code == SELECTOR_FILTER_CODE,
+            _ => false,
+        };
+        if !is_selector {
+            continue;
+        }
+        let Some(text) = expr.as_str() else {
+            return Err("the selector filter must hold a string".into());
+        };
+        return Selector::parse(text)
+            .map(Some)
+            .map_err(|e| format!("invalid selector: {e}"));
+    }
+    Ok(None)
+}
+
 impl Conn {
+    /// Refuses a receiver attach, removing the dynamic address made for it.
+    fn refuse_dynamic(
+        &mut self,
+        link: LinkId,
+        dynamic: bool,
+        tenant: &Tenant,
+        name: &str,
+        cond: &str,
+        reason: String,
+    ) {
+        if dynamic {
+            tenant.remove(name);
+        }
+        self.refuse(link, cond, reason);
+    }
+
     fn refuse(&mut self, link: LinkId, cond: &str, reason: String) {
         let tenant = self
             .principal
@@ -239,6 +289,35 @@ impl Conn {
                         }
                     }
                 };
+                let selector = match selector_of(&source) {
+                    Ok(sel) => sel,
+                    Err(reason) => {
+                        return self.refuse_dynamic(
+                            link,
+                            dynamic,
+                            &tenant,
+                            &name,
+                            condition::INVALID_FIELD,
+                            reason,
+                        )
+                    }
+                };
+                if selector.is_some()
+                    && matches!(address, Address::Anycast(_) | Address::Multicast(_))
+                {
+                    let reason = format!(
+                        "selectors are supported on queues and topics; `{name}` is {}",
+                        address.kind().as_str()
+                    );
+                    return self.refuse_dynamic(
+                        link,
+                        dynamic,
+                        &tenant,
+                        &name,
+                        condition::NOT_IMPLEMENTED,
+                        reason,
+                    );
+                }
                 let requested = attach.snd_settle_mode.unwrap_or_default();
                 let presettled = requested == SenderSettleMode::Settled;
                 let settle_mode = match address {
@@ -262,12 +341,22 @@ impl Conn {
                 }
                 let (source, key) = match address {
                     Address::Queue(q) => {
-                        let key = q.add_consumer(self.outbox.clone(), link, presettled);
+                        let key = q.add_consumer_selecting(
+                            self.outbox.clone(),
+                            link,
+                            presettled,
+                            selector,
+                        );
                         (ConsumerSource::Queue(q), key)
                     }
                     Address::Topic(t) => {
                         let queue = t.subscribe();
-                        let key = queue.add_consumer(self.outbox.clone(), link, presettled);
+                        let key = queue.add_consumer_selecting(
+                            self.outbox.clone(),
+                            link,
+                            presettled,
+                            selector,
+                        );
                         (ConsumerSource::Subscription { topic: t, queue }, key)
                     }
                     Address::Anycast(a) => {
@@ -484,10 +573,30 @@ impl Conn {
     ) -> Option<DeliveryState> {
         match addr {
             Address::Queue(q) => {
-                if !q.publish(msg) {
+                // a durable message is settled once the journal has it on disk
+                let on_durable: Option<OnDurable> = (!settled && q.will_persist(&msg)).then(|| {
+                    let outbox = self.outbox.clone();
+                    Box::new(move || {
+                        outbox.push(Command::Outcome {
+                            link,
+                            delivery_id,
+                            state: DeliveryState::Accepted,
+                        })
+                    }) as OnDurable
+                });
+                let (stored, room) = q.publish_durably(msg, on_durable);
+                if !room {
                     self.block_on(link, q);
                 }
-                Some(DeliveryState::Accepted)
+                match stored {
+                    Stored::Now => Some(DeliveryState::Accepted),
+                    Stored::WhenDurable if settled => Some(DeliveryState::Accepted),
+                    Stored::WhenDurable => None,
+                    Stored::Failed => Some(rejected(
+                        condition::INTERNAL_ERROR,
+                        "the message store failed",
+                    )),
+                }
             }
             Address::Topic(t) => {
                 if let Some(full) = t.publish(msg) {

@@ -33,6 +33,9 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        if self.0.as_os_str().is_empty() {
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -40,7 +43,11 @@ impl Drop for TempDir {
 impl Node {
     /// Starts a node with `config` (TOML) and an AMQP listener on 127.0.0.1:0.
     pub fn start(config: &str) -> Node {
-        let dir = TempDir::create();
+        Self::start_in(config, TempDir::create())
+    }
+
+    /// Starts a node keeping its data in `dir` (reused across restarts).
+    pub fn start_in(config: &str, dir: TempDir) -> Node {
         let cfg = dir.0.join("throng.toml");
         std::fs::write(&cfg, config).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_throng"))
@@ -90,6 +97,15 @@ impl Node {
     /// Stops the node with SIGTERM and returns its exit code.
     pub fn stop(mut self) -> Option<i32> {
         self.terminate()
+    }
+
+    /// Kills the node with SIGKILL (a crash) and hands back its data directory.
+    pub fn crash(mut self) -> TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::Release);
+        std::mem::replace(&mut self._dir, TempDir(std::path::PathBuf::new()))
     }
 
     fn terminate(&mut self) -> Option<i32> {

@@ -1,0 +1,52 @@
+//! Puts the durable messages the journal recovered back into their queues at start-up.
+
+use throng_amqp::message::Message;
+use throng_core::{Address, AddressKind, Node};
+use throng_store::Recovered;
+use tracing::{info, warn};
+
+/// Restores every recovered queue: the tenant must exist; the queue is created (an
+/// auto-created queue lives on through its messages) unless the name now belongs to an
+/// address of another type, which is reported and skipped.
+pub fn restore(node: &Node, recovered: Recovered) {
+    let mut messages = 0usize;
+    let queues = recovered.queues.len();
+    for (key, msgs) in recovered.queues {
+        let Some((tenant_name, address)) = key.split_once('/') else {
+            warn!(key = %key, "journal names a queue without a tenant; skipped");
+            continue;
+        };
+        let Some(tenant) = node.tenant(tenant_name) else {
+            warn!(tenant = %tenant_name, address = %address, messages = msgs.len(), "journal holds messages of a tenant no longer configured; left in the journal");
+            continue;
+        };
+        let queue = match tenant
+            .lookup(address)
+            .unwrap_or_else(|| tenant.create(address, AddressKind::Queue))
+        {
+            Address::Queue(q) => q,
+            other => {
+                warn!(tenant = %tenant_name, address = %address, kind = other.kind().as_str(), "journal holds queue messages for an address that is no longer a queue; skipped");
+                continue;
+            }
+        };
+        for m in msgs {
+            match Message::parse(m.message) {
+                Ok(msg) => {
+                    queue.restore(m.seq, msg, m.delivery_count);
+                    messages += 1;
+                }
+                Err(e) => {
+                    warn!(tenant = %tenant_name, address = %address, seq = m.seq, "unparseable message in the journal skipped: {e}")
+                }
+            }
+        }
+    }
+    info!(
+        queues,
+        messages,
+        records = recovered.records,
+        elapsed_ms = recovered.elapsed.as_millis() as u64,
+        "journal recovered"
+    );
+}

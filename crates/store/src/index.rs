@@ -1,0 +1,274 @@
+//! The live index: where every live (enqueued, not acked, not dropped) message sits,
+//! and how much of each segment is still live.
+//!
+//! Replay builds it (carrying the message bytes); the writer thread keeps it current
+//! (without them) and uses it to decide which segments can be deleted and which
+//! messages to copy forward out of a segment that pins the journal.
+
+use std::collections::{BTreeMap, HashMap};
+use std::mem;
+
+/// Where a record sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Loc {
+    pub segment: u64,
+    pub offset: u64,
+    /// Framed length, header included.
+    pub len: u64,
+}
+
+/// A live message.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry<T> {
+    pub loc: Loc,
+    pub delivery_count: u32,
+    pub payload: T,
+}
+
+/// Live messages per queue, in sequence order.
+pub(crate) type LiveMessages<T> = BTreeMap<String, Vec<(u64, Entry<T>)>>;
+
+/// Per-segment accounting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SegmentUsage {
+    /// Bytes in the file, header included.
+    pub size: u64,
+    /// Live enqueue records in the segment.
+    pub live: u64,
+    /// Their framed bytes.
+    pub live_bytes: u64,
+}
+
+/// Live messages by queue and sequence number, plus every segment's usage. `T` is the
+/// message bytes during replay and `()` in the writer.
+#[derive(Debug)]
+pub(crate) struct LiveIndex<T> {
+    queues: HashMap<String, HashMap<u64, Entry<T>>>,
+    segments: BTreeMap<u64, SegmentUsage>,
+}
+
+impl<T> Default for LiveIndex<T> {
+    fn default() -> Self {
+        LiveIndex {
+            queues: HashMap::new(),
+            segments: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T> LiveIndex<T> {
+    /// Registers a segment holding `size` bytes.
+    pub fn add_segment(&mut self, id: u64, size: u64) {
+        self.segments.entry(id).or_default().size = size;
+    }
+
+    /// Records that `bytes` were appended to segment `id`.
+    pub fn grow_segment(&mut self, id: u64, bytes: u64) {
+        self.segments.entry(id).or_default().size += bytes;
+    }
+
+    /// Forgets a deleted segment. Its live count must be zero.
+    pub fn remove_segment(&mut self, id: u64) {
+        debug_assert_eq!(self.segments.get(&id).map_or(0, |u| u.live), 0);
+        self.segments.remove(&id);
+    }
+
+    pub fn segments(&self) -> &BTreeMap<u64, SegmentUsage> {
+        &self.segments
+    }
+
+    fn release(&mut self, loc: Loc) {
+        if let Some(u) = self.segments.get_mut(&loc.segment) {
+            u.live = u.live.saturating_sub(1);
+            u.live_bytes = u.live_bytes.saturating_sub(loc.len);
+        }
+    }
+
+    fn hold(&mut self, loc: Loc) {
+        let u = self.segments.entry(loc.segment).or_default();
+        u.live += 1;
+        u.live_bytes += loc.len;
+    }
+
+    /// An enqueue at `loc`. An enqueue of a (queue, seq) that is already live is a
+    /// duplicate and changes nothing: the first is kept. (Replay sees duplicates after a
+    /// crash interrupted copy-forward; keeping the older location keeps every record
+    /// about the message — its delivery counts included — in segments that cannot be
+    /// deleted before it.) Returns whether it was a duplicate.
+    pub fn enqueue<Q>(&mut self, queue: Q, seq: u64, loc: Loc, payload: T) -> bool
+    where
+        Q: AsRef<str> + Into<String>,
+    {
+        let entry = Entry {
+            loc,
+            delivery_count: 0,
+            payload,
+        };
+        match self.queues.get_mut(queue.as_ref()) {
+            Some(msgs) => {
+                if msgs.contains_key(&seq) {
+                    return true;
+                }
+                msgs.insert(seq, entry);
+            }
+            None => {
+                self.queues
+                    .insert(queue.into(), HashMap::from([(seq, entry)]));
+            }
+        }
+        self.hold(loc);
+        false
+    }
+
+    /// Copy-forward wrote the live message again at `loc` (with its delivery count):
+    /// the entry moves there, releasing the older segment. Returns whether it was live.
+    pub fn relocate(&mut self, queue: &str, seq: u64, loc: Loc) -> bool {
+        let Some(e) = self.queues.get_mut(queue).and_then(|m| m.get_mut(&seq)) else {
+            return false;
+        };
+        let old = mem::replace(&mut e.loc, loc);
+        self.release(old);
+        self.hold(loc);
+        true
+    }
+
+    /// The message is settled. Returns whether it was live.
+    pub fn ack(&mut self, queue: &str, seq: u64) -> bool {
+        let Some(msgs) = self.queues.get_mut(queue) else {
+            return false;
+        };
+        let Some(e) = msgs.remove(&seq) else {
+            return false;
+        };
+        if msgs.is_empty() {
+            self.queues.remove(queue);
+        }
+        self.release(e.loc);
+        true
+    }
+
+    /// The message's delivery count is now `count`. Returns whether it was live.
+    pub fn set_delivery_count(&mut self, queue: &str, seq: u64, count: u32) -> bool {
+        match self.queues.get_mut(queue).and_then(|m| m.get_mut(&seq)) {
+            Some(e) => {
+                e.delivery_count = count;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets every message of the queue. Returns how many there were.
+    pub fn drop_queue(&mut self, queue: &str) -> usize {
+        let Some(msgs) = self.queues.remove(queue) else {
+            return 0;
+        };
+        let n = msgs.len();
+        for e in msgs.into_values() {
+            self.release(e.loc);
+        }
+        n
+    }
+
+    /// The live messages stored in `segment`, in file order: what copy-forward must move.
+    pub fn entries_in(&self, segment: u64) -> Vec<(String, u64, Loc, u32)> {
+        let mut out: Vec<_> = self
+            .queues
+            .iter()
+            .flat_map(|(q, msgs)| {
+                msgs.iter()
+                    .filter(|(_, e)| e.loc.segment == segment)
+                    .map(move |(seq, e)| (q.clone(), *seq, e.loc, e.delivery_count))
+            })
+            .collect();
+        out.sort_unstable_by_key(|(_, _, loc, _)| loc.offset);
+        out
+    }
+
+    /// Live messages in total.
+    #[cfg(test)]
+    pub fn live(&self) -> usize {
+        self.queues.values().map(HashMap::len).sum()
+    }
+
+    /// Splits into the live messages, per queue in sequence order, and an index without
+    /// payloads for the writer.
+    pub fn into_parts(self) -> (LiveMessages<T>, LiveIndex<()>) {
+        let mut index = LiveIndex {
+            queues: HashMap::with_capacity(self.queues.len()),
+            segments: self.segments,
+        };
+        let mut out = BTreeMap::new();
+        for (queue, msgs) in self.queues {
+            let mut stripped = HashMap::with_capacity(msgs.len());
+            let mut list: Vec<(u64, Entry<T>)> = msgs.into_iter().collect();
+            list.sort_unstable_by_key(|(seq, _)| *seq);
+            for (seq, e) in &list {
+                stripped.insert(
+                    *seq,
+                    Entry {
+                        loc: e.loc,
+                        delivery_count: e.delivery_count,
+                        payload: (),
+                    },
+                );
+            }
+            index.queues.insert(queue.clone(), stripped);
+            out.insert(queue, list);
+        }
+        (out, index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loc(segment: u64, offset: u64) -> Loc {
+        Loc {
+            segment,
+            offset,
+            len: 100,
+        }
+    }
+
+    #[test]
+    fn accounting() {
+        let mut ix = LiveIndex::<()>::default();
+        ix.add_segment(1, 24);
+        ix.add_segment(2, 24);
+        assert!(!ix.enqueue("q", 1, loc(1, 24), ()));
+        assert!(!ix.enqueue("q", 2, loc(1, 124), ()));
+        assert!(!ix.enqueue("r", 1, loc(2, 24), ()));
+        assert_eq!(ix.segments()[&1].live, 2);
+        assert_eq!(ix.segments()[&1].live_bytes, 200);
+        assert!(ix.set_delivery_count("q", 2, 4));
+        assert!(!ix.set_delivery_count("q", 9, 4));
+        assert!(ix.ack("q", 1));
+        assert!(!ix.ack("q", 1));
+        assert_eq!(ix.segments()[&1].live, 1);
+        // A duplicate enqueue changes nothing.
+        assert!(ix.enqueue("q".to_string(), 2, loc(2, 124), ()));
+        assert_eq!(ix.segments()[&1].live, 1);
+        assert_eq!(ix.segments()[&2].live, 1);
+        // A copy moves the entry, keeping its count.
+        assert!(ix.relocate("q", 2, loc(2, 124)));
+        assert!(!ix.relocate("q", 99, loc(2, 124)));
+        assert_eq!(ix.segments()[&1].live, 0);
+        assert_eq!(ix.segments()[&2].live, 2);
+        assert_eq!(
+            ix.entries_in(2),
+            vec![
+                ("r".into(), 1, loc(2, 24), 0),
+                ("q".into(), 2, loc(2, 124), 4)
+            ]
+        );
+        assert_eq!(ix.drop_queue("q"), 1);
+        assert_eq!(ix.drop_queue("q"), 0);
+        assert_eq!(ix.segments()[&2].live, 1);
+        assert_eq!(ix.live(), 1);
+        let (msgs, stripped) = ix.into_parts();
+        assert_eq!(msgs.len(), 1);
+        assert_eq!(stripped.segments()[&2].live, 1);
+    }
+}

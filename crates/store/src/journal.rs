@@ -1,0 +1,144 @@
+//! [`Journal`]: the handle brokers append through.
+
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Instant;
+
+use crate::recovery;
+use crate::writer::{Shared, Writer};
+use crate::{JournalConfig, JournalStats, Record, Recovered, RecoveredMessage, StoreError};
+
+/// The message journal. Cheap to clone (an `Arc` inside) so every queue and connection
+/// can hold one; the last handle dropped flushes everything appended and stops the
+/// writer thread.
+#[derive(Clone)]
+pub struct Journal {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+    dir: PathBuf,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared.close();
+        if let Some(handle) = self.thread.take() {
+            // The last handle may be dropped by a callback on the writer thread itself;
+            // it then stops on its own once the callbacks return.
+            if handle.thread().id() != thread::current().id() && handle.join().is_err() {
+                tracing::error!("journal writer thread panicked");
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Journal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Journal")
+            .field("dir", &self.inner.dir)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Journal {
+    /// Opens (creating the dir if needed) and replays: returns the LIVE state — for
+    /// every queue, its messages not acked, in seq order, with their latest delivery
+    /// count — plus stats. A torn or corrupt TAIL record (partial write at the end of
+    /// the newest segment, detected by length/CRC) is truncated with one
+    /// `tracing::warn!` line; corruption anywhere else returns
+    /// `Err(StoreError::Corrupt{segment, offset})` unless `cfg.skip_corrupt`, in which
+    /// case the bad record is skipped with a `warn!` line and replay continues at the
+    /// next valid record if one can be found (or the rest of that segment is dropped,
+    /// reported in [`Recovered::skipped_regions`]).
+    ///
+    /// Dead segments left from before (e.g. by a crash during reclaim) are deleted
+    /// before this returns.
+    pub fn open(cfg: JournalConfig) -> Result<(Journal, Recovered), StoreError> {
+        let start = Instant::now();
+        fs::create_dir_all(&cfg.dir)?;
+        let replayed = recovery::replay(&cfg)?;
+        let (live, index) = replayed.index.into_parts();
+        let queues = live
+            .into_iter()
+            .map(|(queue, msgs)| {
+                let msgs = msgs
+                    .into_iter()
+                    .map(|(seq, e)| RecoveredMessage {
+                        seq,
+                        message: e.payload,
+                        delivery_count: e.delivery_count,
+                    })
+                    .collect();
+                (queue, msgs)
+            })
+            .collect();
+        let mut writer = Writer::new(&cfg, index, replayed.resume, replayed.next_id)?;
+        writer.reclaim()?;
+        let shared = Arc::clone(writer.shared());
+        let thread = thread::Builder::new()
+            .name("throng-journal".into())
+            .spawn(move || writer.run())?;
+        shared.set_writer_thread(thread.thread().id());
+        let journal = Journal {
+            inner: Arc::new(Inner {
+                shared,
+                thread: Some(thread),
+                dir: cfg.dir,
+            }),
+        };
+        let recovered = Recovered {
+            queues,
+            records: replayed.records,
+            elapsed: start.elapsed(),
+            segments: replayed.segments,
+            truncated_bytes: replayed.truncated_bytes,
+            skipped_regions: replayed.skipped_regions,
+        };
+        Ok((journal, recovered))
+    }
+
+    /// Appends a record; `on_durable` runs (on the journal's writer thread) once the
+    /// record is written and, if `cfg.fsync`, fsync'ed. Never blocks on I/O: records go
+    /// to the writer thread, which group-commits — it takes everything queued, writes
+    /// it with one write (or a few, at segment boundaries), one fdatasync for the whole
+    /// batch, then runs all the batch's callbacks in append order.
+    ///
+    /// Callbacks should be quick (hand the news to another task): the next batch waits
+    /// for them. A callback that panics is logged and the journal carries on. If the
+    /// journal fails, callbacks of records not yet durable are dropped without running.
+    ///
+    /// Returns `Err` only if the journal has failed or closed, or the record cannot be
+    /// represented (a queue name over 65535 bytes: `Io` with `InvalidInput`).
+    pub fn append(
+        &self,
+        record: Record,
+        on_durable: Option<Box<dyn FnOnce() + Send>>,
+    ) -> Result<(), StoreError> {
+        self.inner.shared.append(record, on_durable)
+    }
+
+    /// Flushes everything appended so far and waits for it to be durable — fdatasync'ed
+    /// even when `cfg.fsync` is off — and for the reclaim that followed (used at
+    /// shutdown). Must not be called from a durability callback (returns `Err`).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.inner.shared.sync()
+    }
+
+    /// Counters: records, batches (fsyncs), bytes written, segments live, segments
+    /// deleted, messages copied forward.
+    pub fn stats(&self) -> JournalStats {
+        self.inner.shared.stats()
+    }
+
+    /// The journal's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+}
