@@ -169,6 +169,24 @@ impl Message {
         })
     }
 
+    /// The properties' absolute-expiry-time (ms since the epoch), read without decoding
+    /// the other properties (queues check it for every message).
+    pub fn absolute_expiry_time(&self) -> Result<Option<i64>, DecodeError> {
+        let Some(r) = self.sections.properties else {
+            return Ok(None);
+        };
+        let mut d = Decoder::new(self.bytes.slice(range(r)));
+        d.read_descriptor(code_by_name)?;
+        let (count, _) = d.read_list_header()?;
+        if count < 9 {
+            return Ok(None);
+        }
+        for _ in 0..8 {
+            d.skip_value()?;
+        }
+        d.read_timestamp_opt()
+    }
+
     /// The `to` address from the properties, used to route anonymous-relay sends.
     pub fn to(&self) -> Result<Option<String>, DecodeError> {
         Ok(self.properties()?.and_then(|p| p.to))

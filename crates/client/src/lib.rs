@@ -70,6 +70,8 @@ pub struct ReceiverOptions {
     pub capabilities: Vec<Symbol>,
     /// A JMS selector, sent as the `apache.org:selector-filter:string` source filter.
     pub selector: Option<String>,
+    /// Browse: ask for copies (distribution-mode `copy`) instead of taking messages.
+    pub browse: bool,
 }
 
 impl Default for ReceiverOptions {
@@ -80,6 +82,7 @@ impl Default for ReceiverOptions {
             presettled: false,
             capabilities: Vec::new(),
             selector: None,
+            browse: false,
         }
     }
 }
@@ -171,6 +174,7 @@ impl Connection {
             source: Some(Source {
                 address: (!opts.dynamic).then(|| address.to_string()),
                 dynamic: opts.dynamic.then_some(true),
+                distribution_mode: opts.browse.then(|| Symbol::new("copy")),
                 capabilities: (!opts.capabilities.is_empty()).then(|| opts.capabilities.clone()),
                 filter: opts.selector.as_ref().map(|sel| {
                     vec![(

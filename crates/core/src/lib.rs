@@ -11,10 +11,11 @@ pub mod anycast;
 pub mod multicast;
 pub mod outbox;
 pub mod queue;
+mod ready;
 mod sync;
 pub mod tenant;
 pub mod topic;
 
 pub use address::{Address, AddressKind, ConsumerKey, Outcome};
 pub use outbox::{Command, Outbox};
-pub use tenant::{Node, Op, Permission, Tenant, User};
+pub use tenant::{AddressOptions, Node, Op, Permission, Tenant, User};

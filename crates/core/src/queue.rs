@@ -10,7 +10,8 @@
 
 use crate::address::{ConsumerKey, Outcome};
 use crate::outbox::{Command, Outbox};
-use std::collections::{HashMap, VecDeque};
+use crate::ready::{ReadyList, LEVELS};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use throng_amqp::engine::LinkId;
 use throng_amqp::message::Message;
@@ -49,12 +50,56 @@ pub const DEFAULT_MAX_BYTES: usize = 256 * 1024 * 1024;
 
 /// A message waiting in (or out on loan from) a queue.
 #[derive(Debug, Clone)]
-struct Entry {
-    seq: u64,
-    msg: Message,
-    delivery_count: u32,
+pub(crate) struct Entry {
+    pub(crate) seq: u64,
+    pub(crate) msg: Message,
+    pub(crate) delivery_count: u32,
     /// Whether the entry is in the journal (acks must be journaled too).
-    durable: bool,
+    pub(crate) durable: bool,
+    /// Header priority, 0–9 (default 4).
+    pub(crate) priority: u8,
+    /// When it expires, in ms since the Unix epoch (header ttl from arrival, or the
+    /// properties' absolute-expiry-time, whichever is sooner).
+    pub(crate) expires_at: Option<u64>,
+}
+
+impl Entry {
+    /// A fresh entry, reading priority and expiry from the message.
+    fn new(seq: u64, msg: Message, delivery_count: u32, durable: bool) -> Entry {
+        let header = msg.header().unwrap_or_default();
+        let priority = header.priority.unwrap_or(4).min(LEVELS as u8 - 1);
+        let now = now_ms();
+        let by_ttl = header.ttl.map(|t| now + t as u64);
+        let absolute = msg
+            .absolute_expiry_time()
+            .ok()
+            .flatten()
+            .filter(|t| *t > 0)
+            .map(|t| t as u64);
+        let expires_at = match (by_ttl, absolute) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Entry {
+            seq,
+            msg,
+            delivery_count,
+            durable,
+            priority,
+            expires_at,
+        }
+    }
+
+    fn expired(&self, now: u64) -> bool {
+        self.expires_at.is_some_and(|t| t <= now)
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Credit bookkeeping in the consumer link's delivery-count space, so credit granted by
@@ -96,10 +141,23 @@ struct Consumer {
     credit: CreditWindow,
     /// Only messages matching this JMS selector go to this consumer.
     selector: Option<Arc<Selector>>,
+    /// A browser (distribution-mode `copy`) sees copies and takes nothing: the sequence
+    /// number from which it has not yet seen messages.
+    browse_from: Option<u64>,
+}
+
+impl Consumer {
+    /// Whether this consumer acquires messages (is not a browser) and has credit.
+    fn can_take(&self) -> bool {
+        self.browse_from.is_none() && self.credit.available() > 0
+    }
 }
 
 struct State {
-    ready: VecDeque<Entry>,
+    ready: ReadyList,
+    /// Expired entries waiting to go to the expiry address once the lock is released.
+    expired: Vec<Entry>,
+    expired_count: u64,
     unacked: HashMap<u64, (ConsumerKey, Entry)>,
     consumers: Vec<Consumer>,
     next_consumer: usize,
@@ -114,6 +172,7 @@ pub struct Queue {
     max_bytes: usize,
     max_delivery_attempts: u32,
     dead_letter: Option<Arc<Queue>>,
+    expiry: Option<Arc<Queue>>,
     persistence: Option<Persistence>,
     state: Mutex<State>,
 }
@@ -126,9 +185,12 @@ impl Queue {
             max_bytes: DEFAULT_MAX_BYTES,
             max_delivery_attempts: DEFAULT_MAX_DELIVERY_ATTEMPTS,
             dead_letter,
+            expiry: None,
             persistence: None,
             state: Mutex::new(State {
-                ready: VecDeque::new(),
+                ready: ReadyList::default(),
+                expired: Vec::new(),
+                expired_count: 0,
                 unacked: HashMap::new(),
                 consumers: Vec::new(),
                 next_consumer: 0,
@@ -143,6 +205,23 @@ impl Queue {
     pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
         self.max_bytes = max_bytes;
         self
+    }
+
+    /// Overrides how many failed deliveries send a message to the dead-letter address.
+    pub fn with_max_delivery_attempts(mut self, n: u32) -> Self {
+        self.max_delivery_attempts = n.max(1);
+        self
+    }
+
+    /// Sends expired messages to `q` instead of dropping them.
+    pub fn with_expiry_queue(mut self, q: Option<Arc<Queue>>) -> Self {
+        self.expiry = q;
+        self
+    }
+
+    /// Messages that expired in this queue so far.
+    pub fn expired(&self) -> u64 {
+        self.lock().expired_count
     }
 
     /// Makes durable messages persistent in `p`.
@@ -161,15 +240,7 @@ impl Queue {
         let mut st = self.lock();
         st.bytes += msg.len();
         st.next_seq = st.next_seq.max(seq + 1);
-        Self::requeue(
-            &mut st,
-            Entry {
-                seq,
-                msg,
-                delivery_count,
-                durable: true,
-            },
-        );
+        st.ready.requeue(Entry::new(seq, msg, delivery_count, true));
     }
 
     /// The queue's name.
@@ -206,6 +277,12 @@ impl Queue {
     /// Like [`Queue::publish`]; a durable message is also journaled and `on_durable` runs
     /// once it is on disk. Returns what happened and whether the queue still has room.
     pub fn publish_durably(&self, msg: Message, on_durable: Option<OnDurable>) -> (Stored, bool) {
+        self.store(msg, on_durable, true)
+    }
+
+    /// Stores a message; without `expires`, it never expires here (a message moved to an
+    /// expiry address must not expire again).
+    fn store(&self, msg: Message, on_durable: Option<OnDurable>, expires: bool) -> (Stored, bool) {
         let durable = self.will_persist(&msg);
         let mut st = self.lock();
         let seq = st.next_seq;
@@ -226,14 +303,36 @@ impl Queue {
         }
         st.next_seq += 1;
         st.bytes += msg.len();
-        st.ready.push_back(Entry {
-            seq,
-            msg,
-            delivery_count: 0,
-            durable,
-        });
+        let mut entry = Entry::new(seq, msg, 0, durable);
+        if !expires {
+            entry.expires_at = None;
+        }
+        st.ready.push(entry);
         self.dispatch(&mut st);
-        (stored, st.bytes < self.max_bytes)
+        let room = st.bytes < self.max_bytes;
+        self.finish(st);
+        (stored, room)
+    }
+
+    /// Releases the lock, then moves what expired meanwhile to the expiry address (never
+    /// while holding this queue's lock: the expiry queue may be this one's DLQ or expiry).
+    fn finish(&self, mut st: MutexGuard<'_, State>) {
+        let expired = std::mem::take(&mut st.expired);
+        drop(st);
+        for entry in expired {
+            if let Some(q) = &self.expiry {
+                q.store(entry.msg.clone(), None, false);
+            }
+            self.journal_ack(&entry);
+        }
+    }
+
+    /// Takes an expired entry out of circulation (its ack is journaled in `finish`, after
+    /// the copy to the expiry address).
+    fn expire(&self, st: &mut State, entry: Entry) {
+        st.expired_count += 1;
+        self.release_bytes(st, &entry);
+        st.expired.push(entry);
     }
 
     /// Journals that a durable entry is gone.
@@ -288,6 +387,28 @@ impl Queue {
             presettled,
             credit: CreditWindow::new(),
             selector: selector.map(Arc::new),
+            browse_from: None,
+        });
+        key
+    }
+
+    /// Registers a browser: it receives presettled copies of the waiting messages, in
+    /// arrival order, then of new ones, and takes nothing from the queue.
+    pub fn add_browser(
+        &self,
+        outbox: Arc<Outbox>,
+        link: LinkId,
+        selector: Option<Selector>,
+    ) -> ConsumerKey {
+        let key = ConsumerKey::fresh();
+        self.lock().consumers.push(Consumer {
+            key,
+            outbox,
+            link,
+            presettled: true,
+            credit: CreditWindow::new(),
+            selector: selector.map(Arc::new),
+            browse_from: Some(0),
         });
         key
     }
@@ -300,6 +421,7 @@ impl Queue {
             c.credit.drain = drain;
         }
         self.dispatch(&mut st);
+        self.finish(st);
     }
 
     /// Removes a consumer; its unsettled messages go back to the queue in their order.
@@ -317,9 +439,10 @@ impl Queue {
         });
         back.sort_by_key(|e| e.seq);
         for e in back {
-            Self::requeue(&mut st, e);
+            st.ready.requeue(e);
         }
         self.dispatch(&mut st);
+        self.finish(st);
     }
 
     /// Applies a consumer's outcome for the delivery `token`.
@@ -330,19 +453,20 @@ impl Queue {
             let Some((owner, mut entry)) = st.unacked.remove(&token) else {
                 return;
             };
+            let st = &mut st;
             if owner != key {
                 st.unacked.insert(token, (owner, entry));
                 return;
             }
             match outcome {
-                Outcome::Accepted => self.forget(&mut st, &entry),
+                Outcome::Accepted => self.forget(st, &entry),
                 Outcome::Released | Outcome::Modified { failed: false, .. } => {
-                    Self::requeue(&mut st, entry)
+                    st.ready.requeue(entry)
                 }
                 Outcome::Modified { failed: true, .. } => {
                     entry.delivery_count += 1;
                     if entry.delivery_count >= self.max_delivery_attempts {
-                        self.release_bytes(&mut st, &entry);
+                        self.release_bytes(st, &entry);
                         dead = Some(entry);
                     } else {
                         if let (true, Some(p)) = (entry.durable, &self.persistence) {
@@ -353,16 +477,18 @@ impl Queue {
                             };
                             let _ = p.journal.append(rec, None);
                         }
-                        Self::requeue(&mut st, entry);
+                        st.ready.requeue(entry);
                     }
                 }
                 Outcome::Rejected => {
-                    self.release_bytes(&mut st, &entry);
+                    self.release_bytes(st, &entry);
                     dead = Some(entry);
                 }
             }
-            self.dispatch(&mut st);
+            self.dispatch(st);
         }
+        // moves anything that expired during dispatch, outside the lock
+        self.finish(self.lock());
         if let Some(entry) = dead {
             // into the DLQ first, then gone from here: a crash in between duplicates
             if let Some(dlq) = &self.dead_letter {
@@ -377,7 +503,7 @@ impl Queue {
         let mut st = self.lock();
         if let Some((owner, entry)) = st.unacked.remove(&token) {
             if owner == key {
-                Self::requeue(&mut st, entry);
+                st.ready.requeue(entry);
             } else {
                 st.unacked.insert(token, (owner, entry));
             }
@@ -399,14 +525,15 @@ impl Queue {
         }
     }
 
-    /// Returns an entry to the ready list at its place in sequence order.
-    fn requeue(st: &mut State, e: Entry) {
-        let pos = st.ready.partition_point(|x| x.seq < e.seq);
-        st.ready.insert(pos, e);
-    }
-
     fn dispatch(&self, st: &mut State) {
-        if st.consumers.iter().any(|c| c.selector.is_some()) {
+        if st.consumers.iter().any(|c| c.browse_from.is_some()) {
+            self.dispatch_browsers(st);
+        }
+        if st
+            .consumers
+            .iter()
+            .any(|c| c.selector.is_some() && c.browse_from.is_none())
+        {
             self.dispatch_selecting(st);
         } else {
             self.dispatch_in_order(st);
@@ -422,55 +549,115 @@ impl Queue {
     /// No selectors: the head of the queue goes to the next consumer with credit.
     fn dispatch_in_order(&self, st: &mut State) {
         let n = st.consumers.len();
+        let now = now_ms();
         while !st.ready.is_empty() && n > 0 {
             let Some(idx) = (0..n)
                 .map(|i| (st.next_consumer + i) % n)
-                .find(|&idx| st.consumers[idx].credit.available() > 0)
+                .find(|&idx| st.consumers[idx].can_take())
             else {
                 break;
             };
+            let Some(entry) = st.ready.pop_first() else {
+                break;
+            };
+            if entry.expired(now) {
+                self.expire(st, entry);
+                continue;
+            }
             st.next_consumer = (idx + 1) % n;
-            self.hand_over(st, idx, 0);
+            self.hand_over(st, idx, entry);
         }
         if st.ready.is_empty() {
-            Self::complete_drains(st);
+            Self::complete_drains(st, false);
         }
     }
 
-    /// Some consumers select: each message, in order, goes to the next consumer (round
-    /// robin) with credit whose selector it matches; unmatched messages wait in place.
+    /// Some consumers select: each message, in delivery order, goes to the next consumer
+    /// (round robin) with credit whose selector it matches; unmatched messages wait.
     fn dispatch_selecting(&self, st: &mut State) {
         let n = st.consumers.len();
-        let mut index = 0;
+        let now = now_ms();
         let mut scanned = 0;
-        while index < st.ready.len() && scanned < SELECTOR_SCAN_LIMIT {
-            if !st.consumers.iter().any(|c| c.credit.available() > 0) {
-                break;
-            }
-            scanned += 1;
-            let msg = &st.ready[index].msg;
-            let chosen = (0..n).map(|i| (st.next_consumer + i) % n).find(|&idx| {
-                let c = &st.consumers[idx];
-                c.credit.available() > 0 && c.selector.as_ref().is_none_or(|s| s.matches(msg))
-            });
-            match chosen {
-                Some(idx) => {
-                    st.next_consumer = (idx + 1) % n;
-                    self.hand_over(st, idx, index);
+        let mut complete = true;
+        'lanes: for lane in (0..LEVELS).rev() {
+            let mut index = 0;
+            while index < st.ready.lane_len(lane) {
+                if scanned >= SELECTOR_SCAN_LIMIT || !st.consumers.iter().any(|c| c.can_take()) {
+                    complete = false;
+                    break 'lanes;
                 }
-                None => index += 1,
+                scanned += 1;
+                let Some(entry) = st.ready.get(lane, index) else {
+                    break;
+                };
+                if entry.expired(now) {
+                    if let Some(e) = st.ready.remove(lane, index) {
+                        self.expire(st, e);
+                    }
+                    continue;
+                }
+                let msg = &entry.msg;
+                let chosen = (0..n).map(|i| (st.next_consumer + i) % n).find(|&idx| {
+                    let c = &st.consumers[idx];
+                    c.can_take() && c.selector.as_ref().is_none_or(|s| s.matches(msg))
+                });
+                match chosen {
+                    Some(idx) => {
+                        st.next_consumer = (idx + 1) % n;
+                        if let Some(e) = st.ready.remove(lane, index) {
+                            self.hand_over(st, idx, e);
+                        }
+                    }
+                    None => index += 1,
+                }
             }
         }
         // every remaining message was looked at: a draining consumer matched none
-        if index >= st.ready.len() {
-            Self::complete_drains(st);
+        if complete {
+            Self::complete_drains(st, false);
         }
     }
 
-    /// Completes the drain of every draining consumer that still has credit.
-    fn complete_drains(st: &mut State) {
+    /// Browsers get presettled copies of what they have not seen, in arrival order.
+    fn dispatch_browsers(&self, st: &mut State) {
+        let now = now_ms();
+        for idx in 0..st.consumers.len() {
+            loop {
+                let c = &st.consumers[idx];
+                let Some(from) = c.browse_from else { break };
+                if c.credit.available() == 0 {
+                    break;
+                }
+                let Some((lane, index)) = st.ready.first_from(from) else {
+                    break;
+                };
+                let Some(entry) = st.ready.get(lane, index) else {
+                    break;
+                };
+                let (seq, msg, count) = (entry.seq, entry.msg.clone(), entry.delivery_count);
+                let expired = entry.expired(now);
+                let c = &mut st.consumers[idx];
+                c.browse_from = Some(seq + 1);
+                if expired || c.selector.as_ref().is_some_and(|s| !s.matches(&msg)) {
+                    continue;
+                }
+                c.credit.dispatched = c.credit.dispatched.wrapping_add(1);
+                c.outbox.push(Command::Deliver {
+                    link: c.link,
+                    msg,
+                    token: seq,
+                    settled: true,
+                    delivery_count: count,
+                });
+            }
+        }
+        Self::complete_drains(st, true);
+    }
+
+    /// Completes the drain of every draining consumer (or browser) that still has credit.
+    fn complete_drains(st: &mut State, browsers: bool) {
         for c in st.consumers.iter_mut() {
-            if c.credit.drain && c.credit.available() > 0 {
+            if c.browse_from.is_some() == browsers && c.credit.drain && c.credit.available() > 0 {
                 c.credit.dispatched = c.credit.limit;
                 c.credit.drain = false;
                 c.outbox.push(Command::Drained { link: c.link });
@@ -478,11 +665,8 @@ impl Queue {
         }
     }
 
-    /// Hands the entry at `index` of the ready list to consumer `idx`.
-    fn hand_over(&self, st: &mut State, idx: usize, index: usize) {
-        let Some(entry) = st.ready.remove(index) else {
-            return;
-        };
+    /// Hands an entry taken from the ready list to consumer `idx`.
+    fn hand_over(&self, st: &mut State, idx: usize, entry: Entry) {
         let c = &mut st.consumers[idx];
         c.credit.dispatched = c.credit.dispatched.wrapping_add(1);
         c.outbox.push(Command::Deliver {

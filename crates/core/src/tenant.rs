@@ -10,6 +10,20 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+/// Per-address settings of a queue (or topic); `None` keeps the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddressOptions {
+    /// Bytes held before producers stop getting credit (default 256 MiB).
+    pub max_bytes: Option<usize>,
+    /// Where rejected and too-often-failed messages go (default: the tenant's `DLQ`).
+    pub dead_letter_address: Option<String>,
+    /// Failed deliveries (`modified` with `delivery-failed`) before dead-lettering
+    /// (default 10).
+    pub max_delivery_attempts: Option<u32>,
+    /// Where expired messages go (default: dropped).
+    pub expiry_address: Option<String>,
+}
+
 /// Name of each tenant's dead-letter queue.
 pub const DEAD_LETTER_ADDRESS: &str = "DLQ";
 
@@ -188,15 +202,49 @@ impl Tenant {
         kind: AddressKind,
         max_bytes: Option<usize>,
     ) -> Address {
-        let max_bytes = max_bytes.unwrap_or(crate::queue::DEFAULT_MAX_BYTES);
+        self.create_with(
+            name,
+            kind,
+            &AddressOptions {
+                max_bytes,
+                ..AddressOptions::default()
+            },
+        )
+    }
+
+    /// Creates an address with per-address settings (config `[[tenant.address]]`).
+    pub fn create_with(&self, name: &str, kind: AddressKind, opts: &AddressOptions) -> Address {
+        // resolve the queues this one forwards to first: the address table lock is not
+        // reentrant
+        let side_queue = |target: &Option<String>| -> Option<Arc<Queue>> {
+            let target = target.as_deref().filter(|t| *t != name)?;
+            match self
+                .lookup(target)
+                .unwrap_or_else(|| self.create(target, AddressKind::Queue))
+            {
+                Address::Queue(q) => Some(q),
+                _ => None,
+            }
+        };
+        let dead_letter = match &opts.dead_letter_address {
+            Some(_) => side_queue(&opts.dead_letter_address),
+            None => Some(self.dead_letter.clone()),
+        };
+        let expiry = side_queue(&opts.expiry_address);
+        let max_bytes = opts.max_bytes.unwrap_or(crate::queue::DEFAULT_MAX_BYTES);
         let mut map = self.addresses.write().unwrap_or_else(|e| e.into_inner());
         map.entry(name.to_string())
             .or_insert_with(|| match kind {
-                AddressKind::Queue => Address::Queue(Arc::new(
-                    Queue::new(name, Some(self.dead_letter.clone()))
+                AddressKind::Queue => {
+                    let mut q = Queue::new(name, dead_letter)
                         .with_max_bytes(max_bytes)
-                        .with_persistence(Self::persistence_for(&self.journal, &self.name, name)),
-                )),
+                        .with_expiry_queue(expiry)
+                        .with_persistence(Self::persistence_for(&self.journal, &self.name, name));
+                    if let Some(n) = opts.max_delivery_attempts {
+                        q = q.with_max_delivery_attempts(n);
+                    }
+                    Address::Queue(Arc::new(q))
+                }
                 AddressKind::Topic => {
                     Address::Topic(Arc::new(Topic::new(name).with_max_bytes(max_bytes)))
                 }

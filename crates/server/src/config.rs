@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 use std::path::PathBuf;
-use throng_core::{AddressKind, Op, Permission, Tenant, User};
+use throng_core::{AddressKind, AddressOptions, Op, Permission, Tenant, User};
 
 /// The whole config file.
 #[derive(Debug, Default, Deserialize)]
@@ -53,6 +53,12 @@ pub struct AddressConfig {
     /// Bytes a queue (or each topic subscription) holds before producers get no more
     /// credit; default 256 MiB.
     pub max_bytes: Option<u64>,
+    /// Where rejected and too-often-failed messages go (default: the tenant's `DLQ`).
+    pub dead_letter_address: Option<String>,
+    /// Failed deliveries before dead-lettering (default 10).
+    pub max_delivery_attempts: Option<u32>,
+    /// Where expired messages go (default: dropped).
+    pub expiry_address: Option<String>,
 }
 
 /// A tenant user.
@@ -174,7 +180,16 @@ impl Config {
                         )));
                     }
                 }
-                tenant.create_bounded(&a.name, kind, a.max_bytes.map(|b| b as usize));
+                tenant.create_with(
+                    &a.name,
+                    kind,
+                    &AddressOptions {
+                        max_bytes: a.max_bytes.map(|b| b as usize),
+                        dead_letter_address: a.dead_letter_address.clone(),
+                        max_delivery_attempts: a.max_delivery_attempts,
+                        expiry_address: a.expiry_address.clone(),
+                    },
+                );
             }
             out.push(tenant);
         }

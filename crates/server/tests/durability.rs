@@ -1,5 +1,11 @@
 //! Crash safety: every durable message whose send was settled `accepted` survives
 //! `kill -9` of the node, over several crashes at arbitrary moments.
+//!
+//! The default run (3 crash rounds, 3 producers, about 5 s) is the CI check. The same test
+//! is the long run: `THRONG_CRASH_ROUNDS` and `THRONG_CRASH_PRODUCERS` raise the number of
+//! crashes and of producer connections (see `scripts/crash_harness.sh`). The test ends by
+//! writing one summary line to stderr:
+//! `crash test: N accepted over R crashes, M received after restart, D duplicates, L lost`.
 
 mod common;
 
@@ -14,6 +20,17 @@ use throng_client::{ConnectOptions, Connection, ReceiverOptions, SenderOptions};
 
 const CONFIG: &str =
     "[[tenant]]\nname = \"default\"\n[[tenant.address]]\nname = \"orders\"\ntype = \"queue\"\n";
+
+/// A positive count from the environment variable `name`, or `default` when it is unset.
+fn env_count(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => panic!("{name}={v:?}: expected a positive integer"),
+        },
+        Err(_) => default,
+    }
+}
 
 fn durable(body: String) -> Bytes {
     MessageBuilder::new()
@@ -35,17 +52,19 @@ fn jitter(seed: &mut u64, max_ms: u64) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_durable_messages_survive_kill_9() {
+    let rounds = env_count("THRONG_CRASH_ROUNDS", 3);
+    let producers = env_count("THRONG_CRASH_PRODUCERS", 3);
     let mut seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64)
         | 1;
     let mut dir = TempDir::create();
     let mut accepted_all: Vec<String> = Vec::new();
-    for round in 0..3 {
+    for round in 0..rounds {
         let node = Node::start_in(CONFIG, dir);
         let accepted: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
-        for p in 0..3 {
+        for p in 0..producers {
             let addr = node.addr.clone();
             let accepted = accepted.clone();
             tasks.push(tokio::spawn(async move {
@@ -124,8 +143,9 @@ async fn accepted_durable_messages_survive_kill_9() {
         .collect();
     let duplicates: u32 = seen.values().map(|n| n - 1).sum();
     eprintln!(
-        "crash test: {} accepted over 3 crashes, {} received after restart, {} duplicates, {} lost",
+        "crash test: {} accepted over {} crashes, {} received after restart, {} duplicates, {} lost",
         accepted_all.len(),
+        rounds,
         seen.len(),
         duplicates,
         lost.len()

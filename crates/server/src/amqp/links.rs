@@ -320,8 +320,15 @@ impl Conn {
                 }
                 let requested = attach.snd_settle_mode.unwrap_or_default();
                 let presettled = requested == SenderSettleMode::Settled;
+                // distribution-mode `copy` on a queue: a browser, sent presettled copies
+                let browse = matches!(address, Address::Queue(_))
+                    && source
+                        .distribution_mode
+                        .as_ref()
+                        .is_some_and(|m| m.as_str() == "copy");
                 let settle_mode = match address {
                     Address::Multicast(_) => SenderSettleMode::Settled,
+                    _ if browse => SenderSettleMode::Settled,
                     _ if presettled => SenderSettleMode::Settled,
                     _ => SenderSettleMode::Unsettled,
                 };
@@ -340,6 +347,10 @@ impl Conn {
                     return;
                 }
                 let (source, key) = match address {
+                    Address::Queue(q) if browse => {
+                        let key = q.add_browser(self.outbox.clone(), link, selector);
+                        (ConsumerSource::Queue(q), key)
+                    }
                     Address::Queue(q) => {
                         let key = q.add_consumer_selecting(
                             self.outbox.clone(),
