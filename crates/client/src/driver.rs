@@ -56,6 +56,7 @@ pub enum Command {
     },
     Detach {
         link: LinkId,
+        closed: bool,
         reply: Reply<()>,
     },
     Close {
@@ -250,8 +251,12 @@ impl Driver {
             } => self
                 .engine
                 .disposition(link, delivery_id, Some(state), true),
-            Command::Detach { link, reply } => {
-                if self.engine.detach(link, true, None).is_ok() {
+            Command::Detach {
+                link,
+                closed,
+                reply,
+            } => {
+                if self.engine.detach(link, closed, None).is_ok() {
                     self.detaching.insert(link, reply);
                 } else {
                     let _ = reply.send(Err(ClientError::Closed));

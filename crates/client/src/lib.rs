@@ -72,6 +72,11 @@ pub struct ReceiverOptions {
     pub selector: Option<String>,
     /// Browse: ask for copies (distribution-mode `copy`) instead of taking messages.
     pub browse: bool,
+    /// A durable subscription: terminus durability `unsettled-state` and expiry-policy
+    /// `never`; it is named by the container-id and `link_name`.
+    pub durable: bool,
+    /// The link name (default: a unique one).
+    pub link_name: Option<String>,
 }
 
 impl Default for ReceiverOptions {
@@ -83,6 +88,8 @@ impl Default for ReceiverOptions {
             capabilities: Vec::new(),
             selector: None,
             browse: false,
+            durable: false,
+            link_name: None,
         }
     }
 }
@@ -169,12 +176,17 @@ impl Connection {
         opts: ReceiverOptions,
     ) -> Result<Receiver, ClientError> {
         let spec = LinkSpec {
-            name: link_name("receiver"),
+            name: opts
+                .link_name
+                .clone()
+                .unwrap_or_else(|| link_name("receiver")),
             role: Role::Receiver,
             source: Some(Source {
                 address: (!opts.dynamic).then(|| address.to_string()),
                 dynamic: opts.dynamic.then_some(true),
                 distribution_mode: opts.browse.then(|| Symbol::new("copy")),
+                durable: opts.durable.then_some(2),
+                expiry_policy: opts.durable.then(|| Symbol::new("never")),
                 capabilities: (!opts.capabilities.is_empty()).then(|| opts.capabilities.clone()),
                 filter: opts.selector.as_ref().map(|sel| {
                     vec![(
@@ -298,6 +310,7 @@ impl Sender {
         let (tx, rx) = oneshot::channel();
         let _ = self.cmds.send(Command::Detach {
             link: self.link,
+            closed: true,
             reply: tx,
         });
         rx.await.map_err(|_| ClientError::Closed)?
@@ -394,6 +407,18 @@ impl Receiver {
         let (tx, rx) = oneshot::channel();
         let _ = self.cmds.send(Command::Detach {
             link: self.link,
+            closed: true,
+            reply: tx,
+        });
+        rx.await.map_err(|_| ClientError::Closed)?
+    }
+
+    /// Detaches without closing: a durable subscription stays and keeps collecting.
+    pub async fn detach(self) -> Result<(), ClientError> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.cmds.send(Command::Detach {
+            link: self.link,
+            closed: false,
             reply: tx,
         });
         rx.await.map_err(|_| ClientError::Closed)?

@@ -105,6 +105,9 @@ pub struct Tenant {
     dead_letter: Arc<Queue>,
     next_dynamic: AtomicU64,
     journal: Option<throng_store::Journal>,
+    metadata: Option<Arc<throng_store::MetadataStore>>,
+    /// Durable subscriptions by name → their topic.
+    subscriptions: std::sync::Mutex<HashMap<String, String>>,
 }
 
 impl Tenant {
@@ -141,6 +144,74 @@ impl Tenant {
             addresses: RwLock::new(map),
             dead_letter,
             next_dynamic: AtomicU64::new(1),
+            metadata: None,
+            subscriptions: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Remembers durable subscriptions in `metadata` (survive restarts).
+    pub fn with_metadata(mut self, metadata: Option<Arc<throng_store::MetadataStore>>) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// Recreates the durable subscriptions remembered before a restart (their topics are
+    /// created if they are not configured).
+    pub fn restore_subscriptions(&self, records: &[throng_store::SubscriptionRecord]) {
+        for r in records.iter().filter(|r| r.tenant == self.name) {
+            match self
+                .lookup(&r.topic)
+                .unwrap_or_else(|| self.create(&r.topic, AddressKind::Topic))
+            {
+                Address::Topic(t) => {
+                    t.subscribe_durable(&r.name);
+                    crate::sync::lock(&self.subscriptions).insert(r.name.clone(), r.topic.clone());
+                }
+                other => tracing::warn!(
+                    tenant = %self.name, subscription = %r.name, topic = %r.topic, kind = other.kind().as_str(),
+                    "durable subscription's topic is no longer a topic; not restored"
+                ),
+            }
+        }
+    }
+
+    /// The topic of durable subscription `name`.
+    pub fn subscription_topic(&self, name: &str) -> Option<String> {
+        crate::sync::lock(&self.subscriptions).get(name).cloned()
+    }
+
+    /// Opens durable subscription `name` on `topic` (creating and remembering it).
+    pub fn open_subscription(&self, topic: &Arc<Topic>, name: &str) -> Arc<Queue> {
+        let (q, created) = topic.subscribe_durable(name);
+        if created {
+            crate::sync::lock(&self.subscriptions)
+                .insert(name.to_string(), topic.name().to_string());
+            if let Some(m) = &self.metadata {
+                let rec = throng_store::SubscriptionRecord {
+                    tenant: self.name.clone(),
+                    name: name.to_string(),
+                    topic: topic.name().to_string(),
+                };
+                if let Err(e) = m.put_subscription(&rec) {
+                    tracing::error!(tenant = %self.name, subscription = %name, "cannot remember subscription: {e}");
+                }
+            }
+        }
+        q
+    }
+
+    /// Deletes durable subscription `name` and its messages.
+    pub fn close_subscription(&self, name: &str) {
+        let Some(topic) = crate::sync::lock(&self.subscriptions).remove(name) else {
+            return;
+        };
+        if let Some(Address::Topic(t)) = self.lookup(&topic) {
+            t.unsubscribe_durable(name);
+        }
+        if let Some(m) = &self.metadata {
+            if let Err(e) = m.remove_subscription(&self.name, name) {
+                tracing::error!(tenant = %self.name, subscription = %name, "cannot forget subscription: {e}");
+            }
         }
     }
 
@@ -245,9 +316,11 @@ impl Tenant {
                     }
                     Address::Queue(Arc::new(q))
                 }
-                AddressKind::Topic => {
-                    Address::Topic(Arc::new(Topic::new(name).with_max_bytes(max_bytes)))
-                }
+                AddressKind::Topic => Address::Topic(Arc::new(
+                    Topic::new(name)
+                        .with_max_bytes(max_bytes)
+                        .with_journal(self.journal.clone(), &self.name),
+                )),
                 AddressKind::Anycast => Address::Anycast(Arc::new(Anycast::new(name))),
                 AddressKind::Multicast => Address::Multicast(Arc::new(Multicast::new(name))),
             })

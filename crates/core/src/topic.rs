@@ -1,15 +1,28 @@
 //! A store-and-forward topic: every subscription is a queue of its own that receives a
 //! copy (a reference to the same bytes) of each message published after it was created.
+//!
+//! A subscription is non-durable (it ends with its link) or durable: named, it outlives
+//! its consumers and keeps collecting messages while they are away; its queue journals
+//! durable messages under the key `tenant/topic::sub::name`.
 
-use crate::queue::Queue;
+use crate::queue::{OnDurable, Persistence, Queue, Stored};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use throng_amqp::message::Message;
+use throng_store::{Journal, Record};
 
-/// A topic and its live (non-durable) subscriptions.
+/// Infix of a durable subscription's queue name: `topic::sub::name`.
+pub const SUBSCRIPTION_INFIX: &str = "::sub::";
+
+/// A topic and its subscriptions.
 pub struct Topic {
     name: String,
     max_bytes: usize,
     subscriptions: Mutex<Vec<Arc<Queue>>>,
+    durable: Mutex<HashMap<String, Arc<Queue>>>,
+    /// The journal and the tenant name, for durable subscriptions' queues.
+    journal: Option<(Journal, String)>,
 }
 
 impl Topic {
@@ -19,6 +32,58 @@ impl Topic {
             name: name.into(),
             max_bytes: crate::queue::DEFAULT_MAX_BYTES,
             subscriptions: Mutex::new(Vec::new()),
+            durable: Mutex::new(HashMap::new()),
+            journal: None,
+        }
+    }
+
+    /// Journals durable messages of durable subscriptions (tenant `tenant`).
+    pub fn with_journal(mut self, journal: Option<Journal>, tenant: &str) -> Self {
+        self.journal = journal.map(|j| (j, tenant.to_string()));
+        self
+    }
+
+    fn durable_key(&self, name: &str) -> Option<(Journal, String)> {
+        self.journal.as_ref().map(|(j, tenant)| {
+            (
+                j.clone(),
+                format!("{tenant}/{}{SUBSCRIPTION_INFIX}{name}", self.name),
+            )
+        })
+    }
+
+    /// The durable subscription `name`, if it exists.
+    pub fn durable_subscription(&self, name: &str) -> Option<Arc<Queue>> {
+        crate::sync::lock(&self.durable).get(name).cloned()
+    }
+
+    /// The durable subscription `name`, created if needed; tells whether it was created.
+    pub fn subscribe_durable(&self, name: &str) -> (Arc<Queue>, bool) {
+        let mut durable = crate::sync::lock(&self.durable);
+        if let Some(q) = durable.get(name) {
+            return (q.clone(), false);
+        }
+        let persistence = self
+            .durable_key(name)
+            .map(|(journal, key)| Persistence { journal, key });
+        let q = Arc::new(
+            Queue::new(format!("{}{SUBSCRIPTION_INFIX}{name}", self.name), None)
+                .with_max_bytes(self.max_bytes)
+                .with_persistence(persistence),
+        );
+        durable.insert(name.to_string(), q.clone());
+        crate::sync::lock(&self.subscriptions).push(q.clone());
+        (q, true)
+    }
+
+    /// Deletes a durable subscription and what it held (journal included).
+    pub fn unsubscribe_durable(&self, name: &str) {
+        let Some(q) = crate::sync::lock(&self.durable).remove(name) else {
+            return;
+        };
+        self.unsubscribe(&q);
+        if let Some((journal, key)) = self.durable_key(name) {
+            let _ = journal.append(Record::DropQueue { queue: key }, None);
         }
     }
 
@@ -56,14 +121,65 @@ impl Topic {
     /// Copies the message to every subscription. Returns the subscription that is full,
     /// if any, so the producer can wait for it.
     pub fn publish(&self, msg: Message) -> Option<Arc<Queue>> {
+        self.publish_durably(msg, None).1
+    }
+
+    /// Copies the message to every subscription; when durable subscriptions journal it,
+    /// `on_durable` runs once every copy is on disk. Returns what happened and the
+    /// subscription that is full, if any, so the producer can wait for it.
+    pub fn publish_durably(
+        &self,
+        msg: Message,
+        on_durable: Option<OnDurable>,
+    ) -> (Stored, Option<Arc<Queue>>) {
         // lock order: topic, then subscription queue (a queue never locks its topic)
         let subs = crate::sync::lock(&self.subscriptions);
+        let persisting = subs.iter().filter(|q| q.will_persist(&msg)).count();
+        let countdown = match (persisting, on_durable) {
+            (0, _) | (_, None) => None,
+            (n, Some(cb)) => Some(Arc::new(Countdown {
+                remaining: AtomicUsize::new(n),
+                done: Mutex::new(Some(cb)),
+            })),
+        };
         let mut full = None;
+        let mut stored = if countdown.is_some() {
+            Stored::WhenDurable
+        } else {
+            Stored::Now
+        };
         for q in subs.iter() {
-            if !q.publish(msg.clone()) {
+            let cb = match &countdown {
+                Some(c) if q.will_persist(&msg) => {
+                    let c = c.clone();
+                    Some(Box::new(move || c.one_done()) as OnDurable)
+                }
+                _ => None,
+            };
+            let (s, room) = q.publish_durably(msg.clone(), cb);
+            if s == Stored::Failed {
+                stored = Stored::Failed;
+            }
+            if !room {
                 full = Some(q.clone());
             }
         }
-        full
+        (stored, full)
+    }
+}
+
+/// Runs a callback when the last of several journal writes is durable.
+struct Countdown {
+    remaining: AtomicUsize,
+    done: Mutex<Option<OnDurable>>,
+}
+
+impl Countdown {
+    fn one_done(&self) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Some(cb) = crate::sync::lock(&self.done).take() {
+                cb();
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Puts the durable messages the journal recovered back into their queues at start-up.
 
 use throng_amqp::message::Message;
+use throng_core::topic::SUBSCRIPTION_INFIX;
 use throng_core::{Address, AddressKind, Node};
 use throng_store::Recovered;
 use tracing::{info, warn};
@@ -20,14 +21,31 @@ pub fn restore(node: &Node, recovered: Recovered) {
             warn!(tenant = %tenant_name, address = %address, messages = msgs.len(), "journal holds messages of a tenant no longer configured; left in the journal");
             continue;
         };
-        let queue = match tenant
-            .lookup(address)
-            .unwrap_or_else(|| tenant.create(address, AddressKind::Queue))
-        {
-            Address::Queue(q) => q,
-            other => {
-                warn!(tenant = %tenant_name, address = %address, kind = other.kind().as_str(), "journal holds queue messages for an address that is no longer a queue; skipped");
-                continue;
+        let queue = if let Some((topic, name)) = address.split_once(SUBSCRIPTION_INFIX) {
+            // a durable subscription, recreated from the metadata store before this runs
+            match tenant.lookup(topic) {
+                Some(Address::Topic(t)) => match t.durable_subscription(name) {
+                    Some(q) => q,
+                    None => {
+                        warn!(tenant = %tenant_name, topic = %topic, subscription = %name, messages = msgs.len(), "journal holds messages of an unknown durable subscription; skipped");
+                        continue;
+                    }
+                },
+                _ => {
+                    warn!(tenant = %tenant_name, topic = %topic, "journal holds subscription messages for an address that is not a topic; skipped");
+                    continue;
+                }
+            }
+        } else {
+            match tenant
+                .lookup(address)
+                .unwrap_or_else(|| tenant.create(address, AddressKind::Queue))
+            {
+                Address::Queue(q) => q,
+                other => {
+                    warn!(tenant = %tenant_name, address = %address, kind = other.kind().as_str(), "journal holds queue messages for an address that is no longer a queue; skipped");
+                    continue;
+                }
             }
         };
         for m in msgs {

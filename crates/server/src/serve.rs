@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use throng_core::Node;
-use throng_store::{Journal, JournalConfig};
+use throng_store::{Journal, JournalConfig, MetadataStore};
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
@@ -31,10 +31,25 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
         .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
     let (journal, recovered) = Journal::open(JournalConfig::new(data_dir.join("journal")))
         .map_err(|e| format!("cannot open the journal in {}: {e}", data_dir.display()))?;
+    let metadata = MetadataStore::open(&data_dir.join("metadata.redb"))
+        .map(Arc::new)
+        .map_err(|e| {
+            format!(
+                "cannot open the metadata store in {}: {e}",
+                data_dir.display()
+            )
+        })?;
+    let subscriptions = metadata.subscriptions().map_err(|e| e.to_string())?;
     let tenants = config
         .tenants(Some(journal.clone()))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|t| t.with_metadata(Some(metadata.clone())))
+        .collect();
     let node = Arc::new(Node::new(tenants));
+    for t in node.tenants() {
+        t.restore_subscriptions(&subscriptions);
+    }
     crate::recovery::restore(&node, recovered);
 
     // When any listener is named (flag or [listeners]), only the named ones open.

@@ -157,3 +157,81 @@ async fn accepted_durable_messages_survive_kill_9() {
     );
     assert_eq!(node.stop(), Some(0));
 }
+
+/// Opens the durable subscription `sub1` of container `app1` on topic `news`.
+async fn subscriber(node: &Node) -> (Connection, throng_client::Receiver) {
+    let c = Connection::connect(
+        &node.addr,
+        ConnectOptions {
+            container_id: "app1".into(),
+            ..ConnectOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let r = c
+        .open_receiver(
+            "news",
+            ReceiverOptions {
+                durable: true,
+                link_name: Some("sub1".into()),
+                capabilities: vec![throng_amqp::codec::Symbol::new("topic")],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    (c, r)
+}
+
+async fn publish(node: &Node, bodies: &[&str]) {
+    let c = Connection::connect(&node.addr, ConnectOptions::default())
+        .await
+        .unwrap();
+    let topic = vec![throng_amqp::codec::Symbol::new("topic")];
+    let s = c
+        .open_sender(
+            Some("news"),
+            SenderOptions {
+                capabilities: topic,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    for b in bodies {
+        assert_eq!(
+            s.send(durable(b.to_string())).await.unwrap(),
+            DeliveryState::Accepted
+        );
+    }
+    c.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_durable_subscription_collects_while_away_and_survives_restarts() {
+    let node = Node::start_in("[[tenant]]\nname = \"default\"\n", TempDir::create());
+    let (c, r) = subscriber(&node).await;
+    r.detach().await.unwrap(); // away, not unsubscribed
+    c.close().await.unwrap();
+    publish(&node, &["while-away-1", "while-away-2"]).await;
+
+    // crash and restart: the subscription and its messages are still there
+    let node = Node::start_in("[[tenant]]\nname = \"default\"\n", node.crash());
+    publish(&node, &["after-restart"]).await;
+    let (c, mut r) = subscriber(&node).await;
+    for want in ["while-away-1", "while-away-2", "after-restart"] {
+        let d = r.recv_timeout(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(d.message.body().unwrap(), Body::Data(Bytes::from(want)));
+        r.accept(&d);
+    }
+    // closing the link ends the subscription
+    r.close().await.unwrap();
+    c.close().await.unwrap();
+    publish(&node, &["after-unsubscribe"]).await;
+    let (_c, mut r) = subscriber(&node).await;
+    assert!(
+        r.recv_timeout(Duration::from_millis(300)).await.is_err(),
+        "a new subscription starts empty"
+    );
+}

@@ -71,6 +71,7 @@
 mod crc;
 mod index;
 mod journal;
+pub mod metadata;
 mod record;
 mod recovery;
 mod segment;
@@ -82,6 +83,7 @@ use std::time::Duration;
 
 pub use crc::{crc32c, Crc32c};
 pub use journal::Journal;
+pub use metadata::{MetadataError, MetadataStore, SubscriptionRecord};
 pub use record::{Record, MAX_QUEUE_NAME_LEN, RECORD_HEADER_LEN};
 pub use segment::{
     parse_segment_file_name, segment_file_name, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION,

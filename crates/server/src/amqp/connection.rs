@@ -49,6 +49,8 @@ pub(super) struct Conn {
     pub engine: Connection,
     pub outbox: Arc<Outbox>,
     pub principal: Option<Principal>,
+    /// The client's container-id (names durable subscriptions).
+    pub container_id: String,
     pub consumers: IdMap<LinkId, ConsumerLink>,
     pub producers: IdMap<LinkId, ProducerLink>,
 }
@@ -81,6 +83,7 @@ pub async fn serve_connection<S>(
         engine: Connection::new(cfg, Instant::now()),
         outbox: Arc::new(Outbox::new()),
         principal: None,
+        container_id: String::new(),
         consumers: IdMap::default(),
         producers: IdMap::default(),
     };
@@ -199,6 +202,7 @@ impl Conn {
                     }
                 }
                 Event::Opened(open) => {
+                    self.container_id = open.container_id.clone();
                     if self.principal.is_none() {
                         match auth::anonymous_without_sasl(&self.node, open.hostname.as_deref()) {
                             Ok(p) => self.principal = Some(p),
@@ -235,11 +239,15 @@ impl Conn {
                     state,
                     settled,
                 } => self.on_disposition(link, delivery_id, state, settled),
-                Event::Detached { link, error, .. } => {
+                Event::Detached {
+                    link,
+                    error,
+                    closed,
+                } => {
                     if let Some(e) = error {
                         debug!(conn = self.id, "peer detached link with {}", e.condition);
                     }
-                    self.release_link(link);
+                    self.release_link(link, closed);
                 }
                 Event::Closed { error, by_peer } => match (error, by_peer) {
                     (Some(e), true) => {
@@ -294,7 +302,7 @@ impl Conn {
             Command::Detach { link, error } => {
                 if self.consumers.contains_key(&link) || self.producers.contains_key(&link) {
                     let _ = self.engine.detach(link, true, Some(error));
-                    self.release_link(link);
+                    self.release_link(link, false);
                 }
             }
         }

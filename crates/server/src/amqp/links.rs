@@ -28,6 +28,11 @@ pub const PRODUCER_WINDOW: u32 = 1000;
 /// What a consumer link reads from.
 pub(super) enum ConsumerSource {
     Queue(Arc<Queue>),
+    /// A durable subscription: outlives the link unless it detaches with `closed`.
+    Durable {
+        queue: Arc<Queue>,
+        name: String,
+    },
     Subscription {
         topic: Arc<Topic>,
         queue: Arc<Queue>,
@@ -73,6 +78,31 @@ fn rejected(cond: &str, desc: impl Into<String>) -> DeliveryState {
     DeliveryState::Rejected(Rejected {
         error: Some(Error::new(cond, desc)),
     })
+}
+
+/// Whether a source asks for a durable subscription: terminus durability and
+/// expiry-policy `never` (as JMS durable subscribers attach).
+fn is_durable(source: &Source) -> bool {
+    source.durable.unwrap_or(0) > 0
+        && source
+            .expiry_policy
+            .as_ref()
+            .is_some_and(|p| p.as_str() == "never")
+}
+
+/// A durable subscription's name: `container-id|link-name`; shared subscriptions
+/// (capability `shared`) drop the `|N` suffix JMS adds per consumer, and global ones
+/// (capability `global`) are not scoped by container-id.
+fn subscription_name(container_id: &str, link_name: &str, source: Option<&Source>) -> String {
+    let caps = source.and_then(|s| s.capabilities.clone());
+    if has_capability(&caps, "shared") {
+        let base = link_name.split('|').next().unwrap_or(link_name);
+        if has_capability(&caps, "global") {
+            return base.to_string();
+        }
+        return format!("{container_id}|{base}");
+    }
+    format!("{container_id}|{link_name}")
 }
 
 /// The descriptor of a JMS selector filter (AMQP filters registry), symbolic and numeric.
@@ -246,12 +276,27 @@ impl Conn {
                 }
             }
             Role::Receiver => {
-                let Some(mut source) = attach.source.clone() else {
-                    return self.refuse(
-                        link,
-                        condition::INVALID_FIELD,
-                        "attach without a source".into(),
-                    );
+                let sub_name =
+                    subscription_name(&self.container_id, &attach.name, attach.source.as_ref());
+                let mut source = match attach.source.clone() {
+                    Some(s) => s,
+                    // a null source names an existing durable subscription by link name
+                    // (how JMS clients find a subscription to unsubscribe it)
+                    None => match tenant.subscription_topic(&sub_name) {
+                        Some(topic) => Source {
+                            address: Some(topic),
+                            durable: Some(2),
+                            expiry_policy: Some(Symbol::new("never")),
+                            ..Source::default()
+                        },
+                        None => {
+                            return self.refuse(
+                                link,
+                                condition::NOT_FOUND,
+                                format!("no durable subscription `{sub_name}`"),
+                            )
+                        }
+                    },
                 };
                 let dynamic = source.dynamic == Some(true);
                 let (name, address) = if dynamic {
@@ -318,6 +363,7 @@ impl Conn {
                         reason,
                     );
                 }
+                let durable_sub = is_durable(&source);
                 let requested = attach.snd_settle_mode.unwrap_or_default();
                 let presettled = requested == SenderSettleMode::Settled;
                 // distribution-mode `copy` on a queue: a browser, sent presettled copies
@@ -334,7 +380,7 @@ impl Conn {
                 };
                 let spec = LinkSpec {
                     role: Role::Sender,
-                    source: Some(Source { ..source }),
+                    source: Some(source.clone()),
                     target: attach.target.clone(),
                     snd_settle_mode: settle_mode,
                     rcv_settle_mode: ReceiverSettleMode::First,
@@ -359,6 +405,22 @@ impl Conn {
                             selector,
                         );
                         (ConsumerSource::Queue(q), key)
+                    }
+                    Address::Topic(t) if durable_sub => {
+                        let queue = tenant.open_subscription(&t, &sub_name);
+                        let key = queue.add_consumer_selecting(
+                            self.outbox.clone(),
+                            link,
+                            presettled,
+                            selector,
+                        );
+                        (
+                            ConsumerSource::Durable {
+                                queue,
+                                name: sub_name.clone(),
+                            },
+                            key,
+                        )
                     }
                     Address::Topic(t) => {
                         let queue = t.subscribe();
@@ -418,9 +480,9 @@ impl Conn {
         if let Some(c) = self.consumers.get(&link) {
             let limit = c.sent.wrapping_add(credit);
             match &c.source {
-                ConsumerSource::Queue(q) | ConsumerSource::Subscription { queue: q, .. } => {
-                    q.flow(c.key, limit, drain)
-                }
+                ConsumerSource::Queue(q)
+                | ConsumerSource::Durable { queue: q, .. }
+                | ConsumerSource::Subscription { queue: q, .. } => q.flow(c.key, limit, drain),
                 ConsumerSource::Anycast(a) => a.flow(c.key, limit, drain),
                 ConsumerSource::Multicast(m) => m.flow(c.key, limit, drain),
             }
@@ -470,7 +532,9 @@ impl Conn {
                     "delivery not sent ({e}); returned to its address"
                 );
                 match &c.source {
-                    ConsumerSource::Queue(q) | ConsumerSource::Subscription { queue: q, .. } => {
+                    ConsumerSource::Queue(q)
+                    | ConsumerSource::Durable { queue: q, .. }
+                    | ConsumerSource::Subscription { queue: q, .. } => {
                         q.undeliverable(c.key, token)
                     }
                     ConsumerSource::Anycast(a) => a.settle(c.key, token, DeliveryState::Released),
@@ -501,7 +565,9 @@ impl Conn {
             return;
         };
         match &c.source {
-            ConsumerSource::Queue(q) | ConsumerSource::Subscription { queue: q, .. } => {
+            ConsumerSource::Queue(q)
+            | ConsumerSource::Durable { queue: q, .. }
+            | ConsumerSource::Subscription { queue: q, .. } => {
                 if let Some(o) = Outcome::from_state(&state) {
                     q.settle(c.key, token, o);
                 }
@@ -610,10 +676,30 @@ impl Conn {
                 }
             }
             Address::Topic(t) => {
-                if let Some(full) = t.publish(msg) {
+                // durable subscriptions journal durable messages: settle once all are on disk
+                let on_durable: Option<OnDurable> = (!settled).then(|| {
+                    let outbox = self.outbox.clone();
+                    Box::new(move || {
+                        outbox.push(Command::Outcome {
+                            link,
+                            delivery_id,
+                            state: DeliveryState::Accepted,
+                        })
+                    }) as OnDurable
+                });
+                let (stored, full) = t.publish_durably(msg, on_durable);
+                if let Some(full) = full {
                     self.block_on(link, full);
                 }
-                Some(DeliveryState::Accepted)
+                match stored {
+                    Stored::Now => Some(DeliveryState::Accepted),
+                    Stored::WhenDurable if settled => Some(DeliveryState::Accepted),
+                    Stored::WhenDurable => None,
+                    Stored::Failed => Some(rejected(
+                        condition::INTERNAL_ERROR,
+                        "the message store failed",
+                    )),
+                }
             }
             Address::Anycast(a) => {
                 let origin = (!settled).then(|| Origin {
@@ -651,10 +737,18 @@ impl Conn {
     }
 
     /// Unregisters a link from the core: a consumer's unsettled messages go back.
-    pub(super) fn release_link(&mut self, link: LinkId) {
+    pub(super) fn release_link(&mut self, link: LinkId, closed: bool) {
         if let Some(c) = self.consumers.remove(&link) {
             match &c.source {
                 ConsumerSource::Queue(q) => q.remove_consumer(c.key),
+                ConsumerSource::Durable { queue, name } => {
+                    queue.remove_consumer(c.key);
+                    if closed {
+                        if let Some(p) = &self.principal {
+                            p.tenant.close_subscription(name);
+                        }
+                    }
+                }
                 ConsumerSource::Subscription { topic, queue } => {
                     queue.remove_consumer(c.key);
                     topic.unsubscribe(queue);
@@ -692,7 +786,7 @@ impl Conn {
             .collect();
         links.sort_unstable();
         for l in links {
-            self.release_link(l);
+            self.release_link(l, false);
         }
     }
 }

@@ -1,0 +1,118 @@
+//! Metadata that must outlive a restart but is not a message: durable subscriptions
+//! today (addresses, users and MQTT sessions later), in an embedded transactional store.
+
+use redb::{Database, ReadableTable, TableDefinition};
+use std::path::Path;
+
+/// Durable subscriptions: key `tenant \0 name`, value `topic`.
+const SUBSCRIPTIONS: TableDefinition<&str, &str> = TableDefinition::new("durable_subscriptions");
+
+/// Why metadata could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("metadata store: {0}")]
+pub struct MetadataError(String);
+
+fn err(e: impl std::fmt::Display) -> MetadataError {
+    MetadataError(e.to_string())
+}
+
+/// A durable subscription as remembered across restarts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionRecord {
+    /// The tenant that owns it.
+    pub tenant: String,
+    /// Its name (container-id and link name, or the shared subscription's name).
+    pub name: String,
+    /// The topic it subscribes to.
+    pub topic: String,
+}
+
+/// The node's metadata database (one redb file).
+pub struct MetadataStore {
+    db: Database,
+}
+
+impl MetadataStore {
+    /// Opens (or creates) the database file.
+    pub fn open(path: &Path) -> Result<MetadataStore, MetadataError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let db = Database::create(path).map_err(err)?;
+        let tx = db.begin_write().map_err(err)?;
+        tx.open_table(SUBSCRIPTIONS).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(MetadataStore { db })
+    }
+
+    /// Remembers a durable subscription (durably, before returning).
+    pub fn put_subscription(&self, s: &SubscriptionRecord) -> Result<(), MetadataError> {
+        let key = format!("{}\0{}", s.tenant, s.name);
+        let tx = self.db.begin_write().map_err(err)?;
+        {
+            let mut t = tx.open_table(SUBSCRIPTIONS).map_err(err)?;
+            t.insert(key.as_str(), s.topic.as_str()).map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Forgets a durable subscription.
+    pub fn remove_subscription(&self, tenant: &str, name: &str) -> Result<(), MetadataError> {
+        let key = format!("{tenant}\0{name}");
+        let tx = self.db.begin_write().map_err(err)?;
+        {
+            let mut t = tx.open_table(SUBSCRIPTIONS).map_err(err)?;
+            t.remove(key.as_str()).map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Every durable subscription.
+    pub fn subscriptions(&self) -> Result<Vec<SubscriptionRecord>, MetadataError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let t = tx.open_table(SUBSCRIPTIONS).map_err(err)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(err)? {
+            let (k, v) = row.map_err(err)?;
+            let Some((tenant, name)) = k.value().split_once('\0') else {
+                continue;
+            };
+            out.push(SubscriptionRecord {
+                tenant: tenant.into(),
+                name: name.into(),
+                topic: v.value().into(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_survive_reopen_and_removal() {
+        let dir = std::env::temp_dir().join(format!("throng-meta-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("meta.redb");
+        let rec = SubscriptionRecord {
+            tenant: "t".into(),
+            name: "c1|sub".into(),
+            topic: "news".into(),
+        };
+        {
+            let m = MetadataStore::open(&path).unwrap();
+            m.put_subscription(&rec).unwrap();
+            m.put_subscription(&SubscriptionRecord {
+                name: "other".into(),
+                ..rec.clone()
+            })
+            .unwrap();
+            m.remove_subscription("t", "other").unwrap();
+        }
+        let m = MetadataStore::open(&path).unwrap();
+        assert_eq!(m.subscriptions().unwrap(), vec![rec]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
