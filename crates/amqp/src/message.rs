@@ -133,6 +133,11 @@ impl Message {
             .unwrap_or_default())
     }
 
+    /// Whether the message carries message annotations.
+    pub fn has_message_annotations(&self) -> bool {
+        self.sections.message_annotations.is_some()
+    }
+
     /// Whether the message carries a header section.
     pub fn has_header(&self) -> bool {
         self.sections.header.is_some()

@@ -58,6 +58,9 @@ pub(crate) struct Entry {
     pub(crate) durable: bool,
     /// Header priority, 0–9 (default 4).
     pub(crate) priority: u8,
+    /// Not to be delivered before this time, ms since the Unix epoch (message annotation
+    /// `x-opt-delivery-time`, or arrival + `x-opt-delivery-delay`).
+    pub(crate) deliver_at: Option<u64>,
     /// When it expires, in ms since the Unix epoch (header ttl from arrival, or the
     /// properties' absolute-expiry-time, whichever is sooner).
     pub(crate) expires_at: Option<u64>,
@@ -80,6 +83,11 @@ impl Entry {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        let deliver_at = if msg.has_message_annotations() {
+            scheduled_time(&msg, now)
+        } else {
+            None
+        };
         Entry {
             seq,
             msg,
@@ -87,12 +95,31 @@ impl Entry {
             durable,
             priority,
             expires_at,
+            deliver_at,
         }
     }
 
     fn expired(&self, now: u64) -> bool {
         self.expires_at.is_some_and(|t| t <= now)
     }
+}
+
+/// The delivery time a message asks for in its annotations (`x-opt-delivery-time`, a
+/// timestamp, or `x-opt-delivery-delay`, milliseconds from `now`), if in the future.
+fn scheduled_time(msg: &Message, now: u64) -> Option<u64> {
+    let annotations = msg.message_annotations().ok().flatten()?;
+    let mut at = None;
+    for (k, v) in &annotations {
+        match (k.as_str(), v) {
+            ("x-opt-delivery-time", throng_amqp::Value::Timestamp(t)) => at = Some(*t as u64),
+            ("x-opt-delivery-time", v) => at = v.as_i64().map(|t| t as u64),
+            ("x-opt-delivery-delay", v) => {
+                at = v.as_i64().filter(|d| *d > 0).map(|d| now + d as u64)
+            }
+            _ => {}
+        }
+    }
+    at.filter(|t| *t > now)
 }
 
 /// Milliseconds since the Unix epoch.
@@ -155,6 +182,10 @@ impl Consumer {
 
 struct State {
     ready: ReadyList,
+    /// Messages not yet due (scheduled delivery, redelivery delay), by due time.
+    scheduled: std::collections::BTreeMap<(u64, u64), Entry>,
+    /// Due time of the armed wake-up timer, if one is armed.
+    timer_at: Option<u64>,
     /// Expired entries waiting to go to the expiry address once the lock is released.
     expired: Vec<Entry>,
     expired_count: u64,
@@ -174,6 +205,10 @@ pub struct Queue {
     dead_letter: Option<Arc<Queue>>,
     expiry: Option<Arc<Queue>>,
     persistence: Option<Persistence>,
+    /// Delay before a released or failed message is offered again (ms; 0 = at once).
+    redelivery_delay: u64,
+    /// This queue, for the timer that wakes scheduled messages (set by `into_arc`).
+    me: std::sync::Weak<Queue>,
     state: Mutex<State>,
 }
 
@@ -187,8 +222,12 @@ impl Queue {
             dead_letter,
             expiry: None,
             persistence: None,
+            redelivery_delay: 0,
+            me: std::sync::Weak::new(),
             state: Mutex::new(State {
                 ready: ReadyList::default(),
+                scheduled: std::collections::BTreeMap::new(),
+                timer_at: None,
                 expired: Vec::new(),
                 expired_count: 0,
                 unacked: HashMap::new(),
@@ -205,6 +244,71 @@ impl Queue {
     pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
         self.max_bytes = max_bytes;
         self
+    }
+
+    /// Shares the queue; the handle lets its timer wake scheduled messages.
+    pub fn into_arc(self) -> Arc<Queue> {
+        Arc::new_cyclic(|me| Queue {
+            me: me.clone(),
+            ..self
+        })
+    }
+
+    /// Offers released and failed messages again only after `ms` milliseconds.
+    pub fn with_redelivery_delay(mut self, ms: u64) -> Self {
+        self.redelivery_delay = ms;
+        self
+    }
+
+    /// Keeps `entry` until `due`, arming the wake-up timer if it is the earliest.
+    fn schedule(&self, st: &mut State, entry: Entry, due: u64) {
+        st.scheduled.insert((due, entry.seq), entry);
+        if st.timer_at.is_some_and(|t| t <= due) {
+            return;
+        }
+        let (Some(me), Ok(rt)) = (self.me.upgrade(), tokio::runtime::Handle::try_current()) else {
+            return; // no runtime (unit tests): due messages move on the next dispatch
+        };
+        st.timer_at = Some(due);
+        let wait = std::time::Duration::from_millis(due.saturating_sub(now_ms()));
+        rt.spawn(async move {
+            tokio::time::sleep(wait).await;
+            me.wake_scheduled();
+        });
+    }
+
+    /// Timer expiry: due messages become ready; the timer is re-armed for the next one.
+    fn wake_scheduled(&self) {
+        let mut st = self.lock();
+        st.timer_at = None;
+        self.dispatch(&mut st);
+        if let Some((&(due, seq), _)) = st.scheduled.first_key_value() {
+            if let Some(e) = st.scheduled.remove(&(due, seq)) {
+                self.schedule(&mut st, e, due);
+            }
+        }
+        self.finish(st);
+    }
+
+    /// Moves scheduled messages that are due to the ready list.
+    fn release_due(st: &mut State, now: u64) {
+        while let Some(entry) = st.scheduled.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let e = entry.remove();
+            st.ready.requeue(e);
+        }
+    }
+
+    /// Returns a released or failed message, after the redelivery delay if there is one.
+    fn redeliver(&self, st: &mut State, entry: Entry) {
+        if self.redelivery_delay > 0 {
+            let due = now_ms() + self.redelivery_delay;
+            self.schedule(st, entry, due);
+        } else {
+            st.ready.requeue(entry);
+        }
     }
 
     /// Overrides how many failed deliveries send a message to the dead-letter address.
@@ -240,7 +344,11 @@ impl Queue {
         let mut st = self.lock();
         st.bytes += msg.len();
         st.next_seq = st.next_seq.max(seq + 1);
-        st.ready.requeue(Entry::new(seq, msg, delivery_count, true));
+        let entry = Entry::new(seq, msg, delivery_count, true);
+        match entry.deliver_at {
+            Some(due) => self.schedule(&mut st, entry, due),
+            None => st.ready.requeue(entry),
+        }
     }
 
     /// The queue's name.
@@ -254,7 +362,8 @@ impl Queue {
 
     /// Messages waiting for a consumer.
     pub fn depth(&self) -> usize {
-        self.lock().ready.len()
+        let st = self.lock();
+        st.ready.len() + st.scheduled.len()
     }
 
     /// Messages delivered and not yet settled.
@@ -307,7 +416,10 @@ impl Queue {
         if !expires {
             entry.expires_at = None;
         }
-        st.ready.push(entry);
+        match entry.deliver_at {
+            Some(due) => self.schedule(&mut st, entry, due),
+            None => st.ready.push(entry),
+        }
         self.dispatch(&mut st);
         let room = st.bytes < self.max_bytes;
         self.finish(st);
@@ -461,7 +573,7 @@ impl Queue {
             match outcome {
                 Outcome::Accepted => self.forget(st, &entry),
                 Outcome::Released | Outcome::Modified { failed: false, .. } => {
-                    st.ready.requeue(entry)
+                    self.redeliver(st, entry)
                 }
                 Outcome::Modified { failed: true, .. } => {
                     entry.delivery_count += 1;
@@ -477,7 +589,7 @@ impl Queue {
                             };
                             let _ = p.journal.append(rec, None);
                         }
-                        st.ready.requeue(entry);
+                        self.redeliver(st, entry);
                     }
                 }
                 Outcome::Rejected => {
@@ -526,6 +638,9 @@ impl Queue {
     }
 
     fn dispatch(&self, st: &mut State) {
+        if !st.scheduled.is_empty() {
+            Self::release_due(st, now_ms());
+        }
         if st.consumers.iter().any(|c| c.browse_from.is_some()) {
             self.dispatch_browsers(st);
         }

@@ -22,6 +22,8 @@ pub struct AddressOptions {
     pub max_delivery_attempts: Option<u32>,
     /// Where expired messages go (default: dropped).
     pub expiry_address: Option<String>,
+    /// Delay before a released or failed message is offered again, ms (default 0).
+    pub redelivery_delay_ms: Option<u64>,
 }
 
 /// Name of each tenant's dead-letter queue.
@@ -124,13 +126,9 @@ impl Tenant {
         journal: Option<throng_store::Journal>,
     ) -> Self {
         let name = name.into();
-        let dead_letter = Arc::new(
-            Queue::new(DEAD_LETTER_ADDRESS, None).with_persistence(Self::persistence_for(
-                &journal,
-                &name,
-                DEAD_LETTER_ADDRESS,
-            )),
-        );
+        let dead_letter = Queue::new(DEAD_LETTER_ADDRESS, None)
+            .with_persistence(Self::persistence_for(&journal, &name, DEAD_LETTER_ADDRESS))
+            .into_arc();
         let mut map = HashMap::new();
         map.insert(
             DEAD_LETTER_ADDRESS.to_string(),
@@ -314,7 +312,10 @@ impl Tenant {
                     if let Some(n) = opts.max_delivery_attempts {
                         q = q.with_max_delivery_attempts(n);
                     }
-                    Address::Queue(Arc::new(q))
+                    if let Some(ms) = opts.redelivery_delay_ms {
+                        q = q.with_redelivery_delay(ms);
+                    }
+                    Address::Queue(q.into_arc())
                 }
                 AddressKind::Topic => Address::Topic(Arc::new(
                     Topic::new(name)

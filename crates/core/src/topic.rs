@@ -66,11 +66,10 @@ impl Topic {
         let persistence = self
             .durable_key(name)
             .map(|(journal, key)| Persistence { journal, key });
-        let q = Arc::new(
-            Queue::new(format!("{}{SUBSCRIPTION_INFIX}{name}", self.name), None)
-                .with_max_bytes(self.max_bytes)
-                .with_persistence(persistence),
-        );
+        let q = Queue::new(format!("{}{SUBSCRIPTION_INFIX}{name}", self.name), None)
+            .with_max_bytes(self.max_bytes)
+            .with_persistence(persistence)
+            .into_arc();
         durable.insert(name.to_string(), q.clone());
         crate::sync::lock(&self.subscriptions).push(q.clone());
         (q, true)
@@ -101,9 +100,9 @@ impl Topic {
     /// Creates a subscription; the caller attaches its consumer to the returned queue and
     /// calls [`Topic::unsubscribe`] when the subscriber goes.
     pub fn subscribe(&self) -> Arc<Queue> {
-        let q = Arc::new(
-            Queue::new(format!("{}::sub", self.name), None).with_max_bytes(self.max_bytes),
-        );
+        let q = Queue::new(format!("{}::sub", self.name), None)
+            .with_max_bytes(self.max_bytes)
+            .into_arc();
         crate::sync::lock(&self.subscriptions).push(q.clone());
         q
     }

@@ -59,6 +59,8 @@ pub struct AddressConfig {
     pub max_delivery_attempts: Option<u32>,
     /// Where expired messages go (default: dropped).
     pub expiry_address: Option<String>,
+    /// Delay before a released or failed message is offered again, ms (default 0).
+    pub redelivery_delay_ms: Option<u64>,
 }
 
 /// A tenant user.
@@ -188,6 +190,7 @@ impl Config {
                         dead_letter_address: a.dead_letter_address.clone(),
                         max_delivery_attempts: a.max_delivery_attempts,
                         expiry_address: a.expiry_address.clone(),
+                        redelivery_delay_ms: a.redelivery_delay_ms,
                     },
                 );
             }

@@ -221,3 +221,61 @@ async fn dead_letter_address_and_attempts_are_per_address() {
         "not the tenant DLQ"
     );
 }
+
+#[tokio::test]
+async fn scheduled_messages_wait_for_their_time() {
+    use throng_amqp::codec::{Symbol, Value};
+    let node = Node::start("[[tenant]]\nname = \"default\"\n");
+    let c = connect(&node).await;
+    let s = c
+        .open_sender(Some("later"), SenderOptions::default())
+        .await
+        .unwrap();
+    let mut scheduled = MessageBuilder::new().data(Bytes::from_static(b"scheduled"));
+    scheduled.message_annotations = Some(vec![(
+        Symbol::new("x-opt-delivery-delay"),
+        Value::Long(400),
+    )]);
+    s.send(scheduled.encode()).await.unwrap();
+    s.send(msg("now", Header::default())).await.unwrap();
+    let mut r = c
+        .open_receiver("later", ReceiverOptions::default())
+        .await
+        .unwrap();
+    let d = r.recv_timeout(T).await.unwrap();
+    assert_eq!(body(&d), "now", "the scheduled message waits");
+    r.accept(&d);
+    assert!(
+        r.recv_timeout(Duration::from_millis(150)).await.is_err(),
+        "not before its time"
+    );
+    let d = r.recv_timeout(T).await.unwrap();
+    assert_eq!(body(&d), "scheduled");
+}
+
+#[tokio::test]
+async fn redelivery_delay_holds_released_messages_back() {
+    let node = Node::start(
+        "[[tenant]]\nname = \"default\"\n[[tenant.address]]\nname = \"slow\"\ntype = \"queue\"\nredelivery_delay_ms = 400\n",
+    );
+    let c = connect(&node).await;
+    let s = c
+        .open_sender(Some("slow"), SenderOptions::default())
+        .await
+        .unwrap();
+    s.send(msg("retry-me", Header::default())).await.unwrap();
+    let mut r = c
+        .open_receiver("slow", ReceiverOptions::default())
+        .await
+        .unwrap();
+    let d = r.recv_timeout(T).await.unwrap();
+    let released_at = std::time::Instant::now();
+    r.settle(&d, DeliveryState::Released);
+    let d = r.recv_timeout(T).await.unwrap();
+    assert_eq!(body(&d), "retry-me");
+    assert!(
+        released_at.elapsed() >= Duration::from_millis(350),
+        "redelivered after {:?}",
+        released_at.elapsed()
+    );
+}
