@@ -229,6 +229,11 @@ impl Tenant {
         })
     }
 
+    /// The journal durable messages go to, if the node has one.
+    pub fn journal(&self) -> Option<&throng_store::Journal> {
+        self.journal.as_ref()
+    }
+
     /// The tenant's name.
     pub fn name(&self) -> &str {
         &self.name

@@ -53,6 +53,7 @@ struct Partial {
     buf: BytesMut,
     settled: bool,
     message_format: u32,
+    state: Option<DeliveryState>,
 }
 
 struct Link {
@@ -1440,6 +1441,7 @@ impl Connection {
             let settled = t.settled.unwrap_or(false);
             let tag = t.delivery_tag.unwrap_or_default();
             let message_format = t.message_format.unwrap_or(0);
+            let state = t.state;
             if aborted {
                 return;
             }
@@ -1454,6 +1456,7 @@ impl Connection {
                     payload,
                     settled,
                     message_format,
+                    state,
                 });
                 return;
             }
@@ -1465,6 +1468,7 @@ impl Connection {
                 buf,
                 settled,
                 message_format,
+                state,
             });
             return;
         }
@@ -1504,6 +1508,7 @@ impl Connection {
             payload: p.buf.freeze(),
             settled: p.settled,
             message_format: p.message_format,
+            state: p.state,
         });
     }
 

@@ -161,6 +161,8 @@ pub enum Event {
         payload: Bytes,
         settled: bool,
         message_format: u32,
+        /// The transfer's delivery state: a transactional send carries its txn-id here.
+        state: Option<DeliveryState>,
     },
     /// The peer updated or settled a delivery on `link`.
     Disposition {

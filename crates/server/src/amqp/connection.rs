@@ -51,6 +51,8 @@ pub(super) struct Conn {
     pub principal: Option<Principal>,
     /// The client's container-id (names durable subscriptions).
     pub container_id: String,
+    /// Open local transactions.
+    pub txns: super::transactions::Transactions,
     pub consumers: IdMap<LinkId, ConsumerLink>,
     pub producers: IdMap<LinkId, ProducerLink>,
 }
@@ -84,6 +86,7 @@ pub async fn serve_connection<S>(
         outbox: Arc::new(Outbox::new()),
         principal: None,
         container_id: String::new(),
+        txns: Default::default(),
         consumers: IdMap::default(),
         producers: IdMap::default(),
     };
@@ -231,8 +234,9 @@ impl Conn {
                     delivery_id,
                     payload,
                     settled,
+                    state,
                     ..
-                } => self.on_delivery(link, delivery_id, payload, settled),
+                } => self.on_delivery(link, delivery_id, payload, settled, state),
                 Event::Disposition {
                     link,
                     delivery_id,

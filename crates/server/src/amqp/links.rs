@@ -58,6 +58,8 @@ pub(super) enum ProducerTarget {
     Address(Address),
     /// The anonymous relay: each message names its address in `to`.
     Anonymous,
+    /// The transaction coordinator: declare and discharge.
+    Coordinator,
 }
 
 /// A link on which a client sends to us.
@@ -191,11 +193,26 @@ impl Conn {
                 let target = match &attach.target {
                     Some(TargetTerminus::Target(t)) => t.clone(),
                     Some(TargetTerminus::Coordinator(_)) => {
-                        return self.refuse(
-                            link,
-                            condition::NOT_IMPLEMENTED,
-                            "transactions are not supported yet".into(),
-                        )
+                        let spec = LinkSpec {
+                            role: Role::Receiver,
+                            source: attach.source.clone(),
+                            target: attach.target.clone(),
+                            snd_settle_mode: attach.snd_settle_mode.unwrap_or_default(),
+                            rcv_settle_mode: ReceiverSettleMode::First,
+                            ..LinkSpec::default()
+                        };
+                        if self.engine.accept_link(link, spec).is_ok() {
+                            self.producers.insert(
+                                link,
+                                ProducerLink {
+                                    target: ProducerTarget::Coordinator,
+                                    credit: 0,
+                                    blocked: false,
+                                },
+                            );
+                            self.top_up(link);
+                        }
+                        return;
                     }
                     None => {
                         return self.refuse(
@@ -564,14 +581,39 @@ impl Conn {
         let Some(token) = c.inflight.remove(&delivery_id) else {
             return;
         };
+        // a transactional outcome waits for its transaction's commit
+        if let Some((txn, inner)) = super::transactions::transactional(&Some(state.clone())) {
+            let inner = inner.unwrap_or(DeliveryState::Accepted);
+            if !self.hold_ack(&txn, link, token, inner.clone()) {
+                self.settle_delivery(link, token, inner);
+            }
+            return;
+        }
+        self.settle_delivery(link, token, state);
+    }
+
+    /// Applies a consumer's outcome for the core token of one of its deliveries.
+    pub(super) fn settle_delivery(&mut self, link: LinkId, token: u64, state: DeliveryState) {
+        if let Some(o) = Outcome::from_state(&state) {
+            self.settle_token(link, token, o, state);
+        }
+    }
+
+    /// Settles `token` with the consumer link's address.
+    pub(super) fn settle_token(
+        &mut self,
+        link: LinkId,
+        token: u64,
+        outcome: Outcome,
+        state: DeliveryState,
+    ) {
+        let Some(c) = self.consumers.get(&link) else {
+            return;
+        };
         match &c.source {
             ConsumerSource::Queue(q)
             | ConsumerSource::Durable { queue: q, .. }
-            | ConsumerSource::Subscription { queue: q, .. } => {
-                if let Some(o) = Outcome::from_state(&state) {
-                    q.settle(c.key, token, o);
-                }
-            }
+            | ConsumerSource::Subscription { queue: q, .. } => q.settle(c.key, token, outcome),
             ConsumerSource::Anycast(a) => a.settle(c.key, token, state),
             ConsumerSource::Multicast(_) => {}
         }
@@ -583,24 +625,33 @@ impl Conn {
         delivery_id: u32,
         payload: Bytes,
         settled: bool,
+        state: Option<DeliveryState>,
     ) {
         let Some(p) = self.producers.get_mut(&link) else {
             return;
         };
         p.credit = p.credit.saturating_sub(1);
+        let coordinator = super::transactions::is_coordinator(&p.target);
         let outcome = match Message::parse(payload) {
             Err(e) => {
                 warn!(conn = self.id, peer = %self.peer, "message rejected: {e}");
                 Some(rejected(condition::DECODE_ERROR, e.to_string()))
             }
+            Ok(msg) if coordinator => {
+                self.on_coordinator_message(link, delivery_id, msg);
+                None
+            }
             Ok(msg) => {
                 let target = match &p.target {
                     ProducerTarget::Address(a) => Ok(a.clone()),
-                    ProducerTarget::Anonymous => self.resolve_to(&msg),
+                    ProducerTarget::Anonymous | ProducerTarget::Coordinator => {
+                        self.resolve_to(&msg)
+                    }
                 };
-                match target {
-                    Err(state) => Some(state),
-                    Ok(addr) => self.route(link, delivery_id, settled, addr, msg),
+                match (target, super::transactions::transactional(&state)) {
+                    (Err(state), _) => Some(state),
+                    (Ok(addr), Some((txn, _))) => Some(self.hold_send(&txn, addr, msg)),
+                    (Ok(addr), None) => self.route(link, delivery_id, settled, addr, msg),
                 }
             }
         };

@@ -4,5 +4,6 @@
 mod auth;
 mod connection;
 mod links;
+mod transactions;
 
 pub use connection::{serve_connection, ConnectionLimits};
