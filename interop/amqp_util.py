@@ -62,6 +62,22 @@ class World:
             except Exception:  # teardown: the test result is already decided
                 pass
 
+    def drop_all(self, timeout=DEFAULT_TIMEOUT):
+        """After the server died: drive every connection until it has seen its socket close,
+        then free them all. (A BlockingConnection that has noticed the disconnect closes at
+        once; one that has not would wait for the dead peer's close frame.) Connect with
+        reconnect=False for this, or proton keeps trying to reconnect."""
+        deadline = time.monotonic() + timeout
+        for c in self.conns:
+            c.container.timeout = 0.01
+        while not all(c.disconnected for c in self.conns):
+            if time.monotonic() >= deadline:
+                raise Timeout(f"timed out after {timeout}s waiting for connections to see the server go")
+            for c in self.conns:
+                if not c.disconnected:
+                    c.container.process()
+        self.close_all()
+
     def pump(self, seconds):
         """Drive all connections for `seconds` (e.g. to check that nothing arrives)."""
         try:

@@ -6,6 +6,12 @@ reads the server's stdout until `listening amqp 127.0.0.1:PORT`, and on teardown
 sends SIGTERM and requires exit code 0 (DESIGN.md: clean stop on SIGTERM).
 
 The binary is `$THRONG_BIN`, or `target/release/throng` at the repository root.
+
+Durability tests restart a node on the same data directory: the `restartable` fixture
+starts a server on a given data dir; the test may `kill()` it (SIGKILL, a crash: nothing is
+flushed, no exit code is checked), `terminate()` it (SIGTERM, exit code 0 required) and start
+a new one on the same directory. Every start binds 127.0.0.1:0 and reads the new port from
+the `listening amqp` line.
 """
 
 import os
@@ -25,6 +31,7 @@ THRONG_BIN = Path(os.environ.get("THRONG_BIN", REPO_ROOT / "target" / "release" 
 STARTUP_TIMEOUT = 20.0  # seconds until the `listening amqp` line must appear
 SHUTDOWN_TIMEOUT = 15.0  # seconds from SIGTERM until the process must have exited
 LISTENING_RE = re.compile(r"^listening amqp 127\.0\.0\.1:(\d+)\s*$")
+ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 
 DEFAULT_CONFIG = """\
 [[tenant]]
@@ -89,14 +96,21 @@ permissions = [{ pattern = "*", ops = ["send", "recv"] }]
 class ThrongServer:
     """One `throng serve` child process."""
 
-    def __init__(self, workdir: Path, config_text: str, name: str):
+    def __init__(self, workdir: Path, config_text: str, name: str, data_dir: Path = None):
+        """data_dir: an existing (or new) data directory to reuse, e.g. one a previous
+        server ran on; by default a fresh `<name>-data` under workdir."""
         self.workdir = workdir
         self.name = name
         self.config_path = workdir / f"{name}.toml"
-        self.data_dir = workdir / f"{name}-data"
         self.log_path = workdir / f"{name}.stderr.log"
         self.config_path.write_text(config_text)
-        self.data_dir.mkdir()
+        if data_dir is None:
+            self.data_dir = workdir / f"{name}-data"
+            self.data_dir.mkdir()
+        else:
+            self.data_dir = Path(data_dir)
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.returncode = None
         self.stdout_lines = []
         self._lines = queue.Queue()
         self.port = None
@@ -172,8 +186,18 @@ class ThrongServer:
             return "(no server log)"
         return f"--- last {min(n, len(lines))} lines of server stderr ({self.log_path}) ---\n" + "\n".join(lines[-n:])
 
+    def log_text(self) -> str:
+        """The server's stderr so far, without ANSI colour codes."""
+        try:
+            if not self._log.closed:
+                self._log.flush()
+            return ANSI_RE.sub("", self.log_path.read_text(errors="replace"))
+        except OSError:
+            return ""
+
     def stop(self):
-        """SIGTERM; return None on a clean exit 0, else a description of what went wrong."""
+        """SIGTERM; return None on a clean exit 0, else a description of what went wrong.
+        A server already stopped (stop, terminate or kill) is left alone."""
         if self.proc is None:
             return None
         problem = None
@@ -188,10 +212,37 @@ class ThrongServer:
                     problem = f"server {self.name} exited with code {rc} after SIGTERM (expected 0)"
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait(timeout=10)
+                rc = self.proc.wait(timeout=10)
                 problem = f"server {self.name} did not exit within {SHUTDOWN_TIMEOUT}s of SIGTERM; killed"
+        self.returncode = rc
+        self.proc = None
         self._log.close()
         return problem
+
+    def terminate(self):
+        """Clean stop during a test: SIGTERM, and fail the test unless the node exits 0 in time."""
+        problem = self.stop()
+        if problem:
+            pytest.fail(problem + "\n" + self.log_tail(), pytrace=False)
+
+    def kill(self):
+        """Crash the node: SIGKILL, and wait (bounded) until the process is gone."""
+        if self.proc is None:
+            return
+        rc = self.proc.poll()
+        if rc is not None:
+            self._log.close()
+            self.proc = None
+            pytest.fail(f"server {self.name} died before the test killed it (exit code {rc})"
+                        f"\n{self.log_tail()}", pytrace=False)
+        self.proc.send_signal(signal.SIGKILL)
+        try:
+            self.returncode = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"server {self.name} (pid {self.proc.pid}) still alive 10 s after SIGKILL",
+                        pytrace=False)
+        self.proc = None
+        self._log.close()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -211,6 +262,7 @@ def throng(tmp_path, request):
         servers.append(srv)
         return srv.start()
 
+    start.servers = servers  # shared with `restartable`, so one teardown stops them all
     yield start
 
     rep = getattr(request.node, "rep_call", None)
@@ -224,6 +276,24 @@ def throng(tmp_path, request):
             problems.append(problem + "\n" + srv.log_tail())
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def restartable(throng, tmp_path):
+    """Factory for restart tests: restartable(data_dir, config_text=DEFAULT_CONFIG) starts a
+    server on `data_dir` (created when missing) and returns it. The test may then call
+    `.kill()` (SIGKILL) or `.terminate()` (SIGTERM, exit 0 required) and start another server
+    on the same data_dir; each start listens on a new port (127.0.0.1:0, `.url`). Servers
+    still running at teardown are stopped like the `throng` fixture's (SIGTERM, exit 0).
+    Each start gets its own stderr log (`<name>.stderr.log`, `.log_text()`)."""
+    servers = throng.servers
+
+    def start(data_dir, config_text=DEFAULT_CONFIG):
+        srv = ThrongServer(tmp_path, config_text, f"node{len(servers)}", data_dir=Path(data_dir))
+        servers.append(srv)
+        return srv.start()
+
+    return start
 
 
 @pytest.fixture

@@ -124,11 +124,18 @@ impl std::fmt::Display for Report {
             self.sent, self.received, self.accepted, self.not_accepted, self.seconds
         )?;
         writeln!(f, "throughput {:.0} msgs/s", rate)?;
-        writeln!(
-            f,
-            "latency_us p50 {} p90 {} p99 {} max {}",
-            self.latency_us.p50, self.latency_us.p90, self.latency_us.p99, self.latency_us.max
-        )?;
+        if self.received == 0 || self.sent == 0 {
+            writeln!(
+                f,
+                "latency_us n/a (nothing both sent and received in this run)"
+            )?;
+        } else {
+            writeln!(
+                f,
+                "latency_us p50 {} p90 {} p99 {} max {}",
+                self.latency_us.p50, self.latency_us.p90, self.latency_us.p99, self.latency_us.max
+            )?;
+        }
         match self.server_cpu_us_per_msg {
             Some(c) => writeln!(f, "server_cpu_us_per_msg {c:.2}")?,
             None => writeln!(f, "server_cpu_us_per_msg n/a (no --server-pid)")?,
@@ -299,7 +306,8 @@ pub async fn bench(args: &BenchArgs) -> Result<Report, String> {
     for t in producer_tasks {
         senders.push(t.await.map_err(|e| e.to_string())?);
     }
-    // wait for outcomes
+    // wait for outcomes (none to wait for without producers)
+    let total_sent = if args.producers == 0 { 0 } else { total_sent };
     while counter.settled() < total_sent && Instant::now() < deadline {
         let notified = counter.notify.notified();
         let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
@@ -330,7 +338,12 @@ pub async fn bench(args: &BenchArgs) -> Result<Report, String> {
         accepted: counter.accepted.load(Ordering::Relaxed),
         not_accepted: counter.other.load(Ordering::Relaxed),
         seconds,
-        latency_us: stats::percentiles(&mut latencies),
+        // send stamps of another process's run mean nothing here
+        latency_us: if args.producers == 0 {
+            stats::Percentiles::default()
+        } else {
+            stats::percentiles(&mut latencies)
+        },
         server_cpu_us_per_msg: per_msg(cpu_before, cpu_after),
         client_cpu_us_per_msg: per_msg(self_before, self_after),
     })

@@ -10,6 +10,7 @@ use tracing::{info, warn};
 /// auto-created queue lives on through its messages) unless the name now belongs to an
 /// address of another type, which is reported and skipped.
 pub fn restore(node: &Node, recovered: Recovered) {
+    let started = std::time::Instant::now();
     let mut messages = 0usize;
     let queues = recovered.queues.len();
     for (key, msgs) in recovered.queues {
@@ -64,7 +65,9 @@ pub fn restore(node: &Node, recovered: Recovered) {
         queues,
         messages,
         records = recovered.records,
-        elapsed_ms = recovered.elapsed.as_millis() as u64,
+        replay_ms = recovered.elapsed.as_millis() as u64,
+        restore_ms = started.elapsed().as_millis() as u64,
+        elapsed_ms = (recovered.elapsed + started.elapsed()).as_millis() as u64,
         "journal recovered"
     );
 }
