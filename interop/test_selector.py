@@ -30,3 +30,23 @@ def test_selector_filters_a_queue_and_leaves_the_rest(world):
     assert [r.body for r in got] == ["blue1", "green3"]
     for r in got:
         r.accept()
+
+
+def test_browsing_sees_copies_and_takes_nothing(world):
+    from proton.reactor import Copy
+
+    conn = world.connect()
+    snd = world.sender(conn, "q1")
+    world.wait(lambda: snd.credit > 0, what="sender credit")
+    assert_all_accepted(snd.settle_wait([snd.send_async(Message(body=f"b{i}")) for i in range(3)]))
+
+    browser = world.receiver(world.connect(), "q1", credit=10, options=Copy())
+    got = browser.get_n(3)
+    assert [r.body for r in got] == ["b0", "b1", "b2"]
+    assert all(r.delivery.settled for r in got), "browsed copies arrive presettled"
+
+    rcv = world.receiver(world.connect(), "q1", credit=10)
+    got = rcv.get_n(3)
+    assert [r.body for r in got] == ["b0", "b1", "b2"], "browsing took nothing"
+    for r in got:
+        r.accept()

@@ -39,6 +39,10 @@ enum Commands {
         /// HTTP listener address.
         #[arg(long)]
         http: Option<String>,
+        /// Start even if the journal is corrupt in the middle: skip the damaged records
+        /// (each reported). Without it the node refuses to start.
+        #[arg(long)]
+        skip_corrupt_journal: bool,
     },
     /// Measure an AMQP 1.0 server: throughput, latency, server CPU per message.
     Bench(throng_bench::BenchArgs),
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
             amqp,
             mqtt,
             http,
+            skip_corrupt_journal,
         } => {
             let cfg = match config {
                 Some(path) => match config::Config::load(&path) {
@@ -90,6 +95,7 @@ fn main() -> ExitCode {
                     amqp,
                     mqtt,
                     http,
+                    skip_corrupt_journal,
                 },
             ))
         }

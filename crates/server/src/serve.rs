@@ -18,6 +18,8 @@ pub struct ServeOverrides {
     pub amqp: Option<String>,
     pub mqtt: Option<String>,
     pub http: Option<String>,
+    /// Skip corrupt journal records instead of refusing to start.
+    pub skip_corrupt_journal: bool,
 }
 
 /// Runs a standalone node until a termination signal; `Ok` means a clean stop.
@@ -29,7 +31,9 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
         .unwrap_or_else(|| PathBuf::from("./data"));
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
-    let (journal, recovered) = Journal::open(JournalConfig::new(data_dir.join("journal")))
+    let mut journal_config = JournalConfig::new(data_dir.join("journal"));
+    journal_config.skip_corrupt = overrides.skip_corrupt_journal;
+    let (journal, recovered) = Journal::open(journal_config)
         .map_err(|e| format!("cannot open the journal in {}: {e}", data_dir.display()))?;
     let metadata = MetadataStore::open(&data_dir.join("metadata.redb"))
         .map(Arc::new)

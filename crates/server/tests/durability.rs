@@ -235,3 +235,69 @@ async fn a_durable_subscription_collects_while_away_and_survives_restarts() {
         "a new subscription starts empty"
     );
 }
+
+#[tokio::test]
+async fn corruption_in_the_middle_refuses_to_start_unless_told_to_skip() {
+    let node = Node::start_in(CONFIG, TempDir::create());
+    let c = Connection::connect(&node.addr, ConnectOptions::default())
+        .await
+        .unwrap();
+    let s = c
+        .open_sender(Some("orders"), SenderOptions::default())
+        .await
+        .unwrap();
+    for i in 0..100 {
+        s.send(durable(format!("m{i:03}"))).await.unwrap();
+    }
+    c.close().await.unwrap();
+    let dir = node.crash();
+    // flip a byte inside the 10th message's body: its CRC fails, valid records follow
+    let journal = dir.0.join("data").join("journal");
+    let segment = std::fs::read_dir(&journal)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "log"))
+        .unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let at = bytes
+        .windows(4)
+        .position(|w| w == b"m009")
+        .expect("message bytes in the journal");
+    bytes[at + 1] ^= 0xff;
+    std::fs::write(&segment, &bytes).unwrap();
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_throng"))
+        .args(["serve", "--amqp", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.0.join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a corrupt journal must stop the node"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("journal"),
+        "the refusal names the journal: {stderr}"
+    );
+
+    // told to skip: it starts and serves the 99 intact messages
+    let node = Node::start_in_with(CONFIG, dir, &["--skip-corrupt-journal"]);
+    let c = Connection::connect(&node.addr, ConnectOptions::default())
+        .await
+        .unwrap();
+    let mut r = c
+        .open_receiver("orders", ReceiverOptions::default())
+        .await
+        .unwrap();
+    let mut got = 0;
+    while let Ok(d) = r.recv_timeout(Duration::from_secs(2)).await {
+        assert_ne!(
+            d.message.body().unwrap(),
+            Body::Data(Bytes::from_static(b"m009"))
+        );
+        r.accept(&d);
+        got += 1;
+    }
+    assert_eq!(got, 99);
+}

@@ -48,6 +48,11 @@ impl Node {
 
     /// Starts a node keeping its data in `dir` (reused across restarts).
     pub fn start_in(config: &str, dir: TempDir) -> Node {
+        Self::start_in_with(config, dir, &[])
+    }
+
+    /// Like [`Node::start_in`], with extra `serve` flags.
+    pub fn start_in_with(config: &str, dir: TempDir, extra: &[&str]) -> Node {
         let cfg = dir.0.join("throng.toml");
         std::fs::write(&cfg, config).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_throng"))
@@ -55,6 +60,7 @@ impl Node {
             .arg(&cfg)
             .arg("--data-dir")
             .arg(dir.0.join("data"))
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
