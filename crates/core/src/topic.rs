@@ -21,6 +21,8 @@ pub struct Topic {
     max_bytes: usize,
     subscriptions: Mutex<Vec<Arc<Queue>>>,
     durable: Mutex<HashMap<String, Arc<Queue>>>,
+    /// Non-durable shared subscriptions: queue and number of attached consumers.
+    shared: Mutex<HashMap<String, (Arc<Queue>, usize)>>,
     /// The journal and the tenant name, for durable subscriptions' queues.
     journal: Option<(Journal, String)>,
 }
@@ -33,6 +35,7 @@ impl Topic {
             max_bytes: crate::queue::DEFAULT_MAX_BYTES,
             subscriptions: Mutex::new(Vec::new()),
             durable: Mutex::new(HashMap::new()),
+            shared: Mutex::new(HashMap::new()),
             journal: None,
         }
     }
@@ -73,6 +76,31 @@ impl Topic {
         durable.insert(name.to_string(), q.clone());
         crate::sync::lock(&self.subscriptions).push(q.clone());
         (q, true)
+    }
+
+    /// Joins the non-durable shared subscription `name` (created by its first consumer);
+    /// its consumers compete for its messages.
+    pub fn join_shared(&self, name: &str) -> Arc<Queue> {
+        let mut shared = crate::sync::lock(&self.shared);
+        let entry = shared
+            .entry(name.to_string())
+            .or_insert_with(|| (self.subscribe(), 0));
+        entry.1 += 1;
+        entry.0.clone()
+    }
+
+    /// Leaves a non-durable shared subscription; the last consumer out ends it.
+    pub fn leave_shared(&self, name: &str) {
+        let mut shared = crate::sync::lock(&self.shared);
+        let Some(entry) = shared.get_mut(name) else {
+            return;
+        };
+        entry.1 -= 1;
+        if entry.1 == 0 {
+            if let Some((q, _)) = shared.remove(name) {
+                self.unsubscribe(&q);
+            }
+        }
     }
 
     /// Deletes a durable subscription and what it held (journal included).

@@ -740,3 +740,75 @@ async fn selectors_pick_messages_and_leave_the_rest_in_order() {
         condition::INVALID_FIELD,
     );
 }
+
+#[tokio::test]
+async fn shared_subscriptions_compete_and_end_with_their_last_consumer() {
+    let node = Node::start(ADDRESSES);
+    let c = Connection::connect(
+        &node.addr,
+        ConnectOptions {
+            container_id: "jms1".into(),
+            ..ConnectOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let caps = vec![Symbol::new("topic"), Symbol::new("shared")];
+    let shared = |name: &str| ReceiverOptions {
+        capabilities: caps.clone(),
+        link_name: Some(name.into()),
+        window: 5,
+        ..Default::default()
+    };
+    let mut a = c.open_receiver("t1", shared("s1")).await.unwrap();
+    let mut b = c.open_receiver("t1", shared("s1|1")).await.unwrap();
+    let mut plain = c
+        .open_receiver("t1", ReceiverOptions::default())
+        .await
+        .unwrap();
+    let s = c
+        .open_sender(Some("t1"), SenderOptions::default())
+        .await
+        .unwrap();
+    for i in 0..20 {
+        s.send(msg(&format!("{i}"))).await.unwrap();
+    }
+    let mut got = Vec::new();
+    let (mut na, mut nb) = (0, 0);
+    while got.len() < 20 {
+        tokio::select! {
+            d = a.recv_timeout(T) => { let d = d.unwrap(); got.push(body(&d)); a.accept(&d); na += 1; }
+            d = b.recv_timeout(T) => { let d = d.unwrap(); got.push(body(&d)); b.accept(&d); nb += 1; }
+        }
+    }
+    assert!(
+        na > 0 && nb > 0,
+        "both shared consumers get messages ({na}, {nb})"
+    );
+    got.sort_by_key(|s| s.parse::<u32>().unwrap());
+    assert_eq!(
+        got,
+        (0..20).map(|i| i.to_string()).collect::<Vec<_>>(),
+        "each message once"
+    );
+    for i in 0..20 {
+        let d = plain.recv_timeout(T).await.unwrap();
+        assert_eq!(
+            body(&d),
+            i.to_string(),
+            "a plain subscriber still gets every message"
+        );
+        plain.accept(&d);
+    }
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+    s.send(msg("after")).await.unwrap();
+    let mut again = c.open_receiver("t1", shared("s1")).await.unwrap();
+    assert!(
+        again
+            .recv_timeout(Duration::from_millis(300))
+            .await
+            .is_err(),
+        "the subscription ended with its consumers"
+    );
+}

@@ -33,6 +33,12 @@ pub(super) enum ConsumerSource {
         queue: Arc<Queue>,
         name: String,
     },
+    /// A non-durable shared subscription: ends with its last consumer.
+    Shared {
+        topic: Arc<Topic>,
+        queue: Arc<Queue>,
+        name: String,
+    },
     Subscription {
         topic: Arc<Topic>,
         queue: Arc<Queue>,
@@ -439,6 +445,23 @@ impl Conn {
                             key,
                         )
                     }
+                    Address::Topic(t) if has_capability(&source.capabilities, "shared") => {
+                        let queue = t.join_shared(&sub_name);
+                        let key = queue.add_consumer_selecting(
+                            self.outbox.clone(),
+                            link,
+                            presettled,
+                            selector,
+                        );
+                        (
+                            ConsumerSource::Shared {
+                                topic: t,
+                                queue,
+                                name: sub_name.clone(),
+                            },
+                            key,
+                        )
+                    }
                     Address::Topic(t) => {
                         let queue = t.subscribe();
                         let key = queue.add_consumer_selecting(
@@ -499,6 +522,7 @@ impl Conn {
             match &c.source {
                 ConsumerSource::Queue(q)
                 | ConsumerSource::Durable { queue: q, .. }
+                | ConsumerSource::Shared { queue: q, .. }
                 | ConsumerSource::Subscription { queue: q, .. } => q.flow(c.key, limit, drain),
                 ConsumerSource::Anycast(a) => a.flow(c.key, limit, drain),
                 ConsumerSource::Multicast(m) => m.flow(c.key, limit, drain),
@@ -551,6 +575,7 @@ impl Conn {
                 match &c.source {
                     ConsumerSource::Queue(q)
                     | ConsumerSource::Durable { queue: q, .. }
+                    | ConsumerSource::Shared { queue: q, .. }
                     | ConsumerSource::Subscription { queue: q, .. } => {
                         q.undeliverable(c.key, token)
                     }
@@ -613,6 +638,7 @@ impl Conn {
         match &c.source {
             ConsumerSource::Queue(q)
             | ConsumerSource::Durable { queue: q, .. }
+            | ConsumerSource::Shared { queue: q, .. }
             | ConsumerSource::Subscription { queue: q, .. } => q.settle(c.key, token, outcome),
             ConsumerSource::Anycast(a) => a.settle(c.key, token, state),
             ConsumerSource::Multicast(_) => {}
@@ -792,6 +818,10 @@ impl Conn {
         if let Some(c) = self.consumers.remove(&link) {
             match &c.source {
                 ConsumerSource::Queue(q) => q.remove_consumer(c.key),
+                ConsumerSource::Shared { topic, queue, name } => {
+                    queue.remove_consumer(c.key);
+                    topic.leave_shared(name);
+                }
                 ConsumerSource::Durable { queue, name } => {
                     queue.remove_consumer(c.key);
                     if closed {
