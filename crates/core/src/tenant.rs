@@ -153,6 +153,21 @@ impl Tenant {
         self
     }
 
+    /// Recreates the addresses created on first use before a restart.
+    pub fn restore_addresses(&self, records: &[(String, String, String)]) {
+        for (_, name, kind) in records.iter().filter(|r| r.0 == self.name) {
+            match AddressKind::parse(kind) {
+                Some(k) if self.lookup(name).is_none() => {
+                    self.create(name, k);
+                }
+                Some(_) => {}
+                None => {
+                    tracing::warn!(tenant = %self.name, address = %name, kind = %kind, "unknown address type in the metadata store")
+                }
+            }
+        }
+    }
+
     /// Recreates the durable subscriptions remembered before a restart (their topics are
     /// created if they are not configured).
     pub fn restore_subscriptions(&self, records: &[throng_store::SubscriptionRecord]) {
@@ -337,7 +352,16 @@ impl Tenant {
     pub fn resolve(&self, name: &str, kind: AddressKind) -> Option<Address> {
         match self.lookup(name) {
             Some(a) => Some(a),
-            None if self.auto_create => Some(self.create(name, kind)),
+            None if self.auto_create => {
+                let a = self.create(name, kind);
+                // remembered, so the address outlives a restart like a configured one
+                if let Some(m) = &self.metadata {
+                    if let Err(e) = m.put_address(&self.name, name, kind.as_str()) {
+                        tracing::error!(tenant = %self.name, address = %name, "cannot remember address: {e}");
+                    }
+                }
+                Some(a)
+            }
             None => None,
         }
     }

@@ -51,7 +51,9 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
         .map(|t| t.with_metadata(Some(metadata.clone())))
         .collect();
     let node = Arc::new(Node::new(tenants));
+    let addresses = metadata.addresses().map_err(|e| e.to_string())?;
     for t in node.tenants() {
+        t.restore_addresses(&addresses);
         t.restore_subscriptions(&subscriptions);
     }
     crate::recovery::restore(&node, recovered);

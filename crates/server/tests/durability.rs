@@ -301,3 +301,49 @@ async fn corruption_in_the_middle_refuses_to_start_unless_told_to_skip() {
     }
     assert_eq!(got, 99);
 }
+
+#[tokio::test]
+async fn addresses_created_on_first_use_outlive_a_restart() {
+    let node = Node::start_in("[[tenant]]\nname = \"default\"\n", TempDir::create());
+    let c = Connection::connect(&node.addr, ConnectOptions::default())
+        .await
+        .unwrap();
+    let topic = vec![throng_amqp::codec::Symbol::new("topic")];
+    c.open_sender(
+        Some("alerts"),
+        SenderOptions {
+            capabilities: topic,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    c.close().await.unwrap();
+    let node = Node::start_in("[[tenant]]\nname = \"default\"\n", node.crash());
+
+    // no capability now: were `alerts` forgotten, these would auto-create a queue
+    let c = Connection::connect(&node.addr, ConnectOptions::default())
+        .await
+        .unwrap();
+    let mut a = c
+        .open_receiver("alerts", ReceiverOptions::default())
+        .await
+        .unwrap();
+    let mut b = c
+        .open_receiver("alerts", ReceiverOptions::default())
+        .await
+        .unwrap();
+    let s = c
+        .open_sender(Some("alerts"), SenderOptions::default())
+        .await
+        .unwrap();
+    s.send(durable("fire".into())).await.unwrap();
+    for r in [&mut a, &mut b] {
+        let d = r.recv_timeout(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(
+            d.message.body().unwrap(),
+            Body::Data(Bytes::from_static(b"fire")),
+            "still a topic"
+        );
+    }
+}

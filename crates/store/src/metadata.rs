@@ -6,6 +6,8 @@ use std::path::Path;
 
 /// Durable subscriptions: key `tenant \0 name`, value `topic`.
 const SUBSCRIPTIONS: TableDefinition<&str, &str> = TableDefinition::new("durable_subscriptions");
+/// Auto-created addresses: key `tenant \0 name`, value the address type.
+const ADDRESSES: TableDefinition<&str, &str> = TableDefinition::new("addresses");
 
 /// Why metadata could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,7 @@ impl MetadataStore {
         let db = Database::create(path).map_err(err)?;
         let tx = db.begin_write().map_err(err)?;
         tx.open_table(SUBSCRIPTIONS).map_err(err)?;
+        tx.open_table(ADDRESSES).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(MetadataStore { db })
     }
@@ -65,6 +68,32 @@ impl MetadataStore {
             t.remove(key.as_str()).map_err(err)?;
         }
         tx.commit().map_err(err)
+    }
+
+    /// Remembers an address created on first use, so it exists after a restart.
+    pub fn put_address(&self, tenant: &str, name: &str, kind: &str) -> Result<(), MetadataError> {
+        let key = format!("{tenant}\0{name}");
+        let tx = self.db.begin_write().map_err(err)?;
+        {
+            let mut t = tx.open_table(ADDRESSES).map_err(err)?;
+            t.insert(key.as_str(), kind).map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Every remembered address: (tenant, name, type).
+    pub fn addresses(&self) -> Result<Vec<(String, String, String)>, MetadataError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let t = tx.open_table(ADDRESSES).map_err(err)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(err)? {
+            let (k, v) = row.map_err(err)?;
+            let Some((tenant, name)) = k.value().split_once('\0') else {
+                continue;
+            };
+            out.push((tenant.to_string(), name.to_string(), v.value().to_string()));
+        }
+        Ok(out)
     }
 
     /// Every durable subscription.
@@ -113,6 +142,13 @@ mod tests {
         }
         let m = MetadataStore::open(&path).unwrap();
         assert_eq!(m.subscriptions().unwrap(), vec![rec]);
+        m.put_address("t", "orders", "queue").unwrap();
+        drop(m);
+        let m = MetadataStore::open(&path).unwrap();
+        assert_eq!(
+            m.addresses().unwrap(),
+            vec![("t".into(), "orders".into(), "queue".into())]
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
