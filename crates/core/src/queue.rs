@@ -34,6 +34,8 @@ pub enum Stored {
     WhenDurable,
     /// The journal has failed: the message was not taken.
     Failed,
+    /// The queue is full and its policy is to reject: the message was not taken.
+    Full,
 }
 
 /// Where a queue writes its durable messages: the node's journal and the queue's key in it.
@@ -207,6 +209,8 @@ pub struct Queue {
     persistence: Option<Persistence>,
     /// Delay before a released or failed message is offered again (ms; 0 = at once).
     redelivery_delay: u64,
+    /// When full, reject new messages instead of withholding producer credit.
+    reject_when_full: bool,
     /// This queue, for the timer that wakes scheduled messages (set by `into_arc`).
     me: std::sync::Weak<Queue>,
     state: Mutex<State>,
@@ -223,6 +227,7 @@ impl Queue {
             expiry: None,
             persistence: None,
             redelivery_delay: 0,
+            reject_when_full: false,
             me: std::sync::Weak::new(),
             state: Mutex::new(State {
                 ready: ReadyList::default(),
@@ -252,6 +257,18 @@ impl Queue {
             me: me.clone(),
             ..self
         })
+    }
+
+    /// When full, rejects new messages (`amqp:resource-limit-exceeded`) instead of
+    /// withholding producer credit.
+    pub fn with_reject_when_full(mut self, reject: bool) -> Self {
+        self.reject_when_full = reject;
+        self
+    }
+
+    /// Whether a full queue rejects rather than blocks.
+    pub fn rejects_when_full(&self) -> bool {
+        self.reject_when_full
     }
 
     /// Offers released and failed messages again only after `ms` milliseconds.
@@ -394,6 +411,9 @@ impl Queue {
     fn store(&self, msg: Message, on_durable: Option<OnDurable>, expires: bool) -> (Stored, bool) {
         let durable = self.will_persist(&msg);
         let mut st = self.lock();
+        if self.reject_when_full && st.bytes >= self.max_bytes {
+            return (Stored::Full, false);
+        }
         let seq = st.next_seq;
         let mut stored = Stored::Now;
         if let (true, Some(p)) = (durable, &self.persistence) {

@@ -24,6 +24,8 @@ pub struct AddressOptions {
     pub expiry_address: Option<String>,
     /// Delay before a released or failed message is offered again, ms (default 0).
     pub redelivery_delay_ms: Option<u64>,
+    /// When full: reject new messages (`true`) or withhold producer credit (default).
+    pub reject_when_full: Option<bool>,
 }
 
 /// Name of each tenant's dead-letter queue.
@@ -334,6 +336,9 @@ impl Tenant {
                     }
                     if let Some(ms) = opts.redelivery_delay_ms {
                         q = q.with_redelivery_delay(ms);
+                    }
+                    if let Some(r) = opts.reject_when_full {
+                        q = q.with_reject_when_full(r);
                     }
                     Address::Queue(q.into_arc())
                 }

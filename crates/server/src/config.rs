@@ -61,6 +61,9 @@ pub struct AddressConfig {
     pub expiry_address: Option<String>,
     /// Delay before a released or failed message is offered again, ms (default 0).
     pub redelivery_delay_ms: Option<u64>,
+    /// What a full queue does: `block` (producers get no credit, the default) or
+    /// `reject` (new messages are rejected with `amqp:resource-limit-exceeded`).
+    pub full_policy: Option<String>,
 }
 
 /// A tenant user.
@@ -191,6 +194,16 @@ impl Config {
                         max_delivery_attempts: a.max_delivery_attempts,
                         expiry_address: a.expiry_address.clone(),
                         redelivery_delay_ms: a.redelivery_delay_ms,
+                        reject_when_full: match a.full_policy.as_deref() {
+                            None | Some("block") => None,
+                            Some("reject") => Some(true),
+                            Some(other) => {
+                                return Err(ConfigError::Invalid(format!(
+                                    "tenant `{}` address `{}`: unknown full_policy `{other}` (block, reject)",
+                                    t.name, a.name
+                                )))
+                            }
+                        },
                     },
                 );
             }

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use throng_amqp::definitions::{Role, Source, Target, TargetTerminus};
+use throng_amqp::definitions::{DeliveryState, Role, Source, Target, TargetTerminus};
 use throng_amqp::engine::{self, ConnectionConfig, Event, LinkSpec};
 use throng_amqp::message::MessageBuilder;
 use throng_client::{ConnectOptions, Connection, OutcomeCounter, ReceiverOptions, SenderOptions};
@@ -177,4 +177,50 @@ async fn a_client_that_stops_reading_stalls_only_itself() {
         "other clients were stalled: {:?}",
         start.elapsed()
     );
+}
+
+#[tokio::test]
+async fn a_full_queue_with_the_reject_policy_rejects_new_messages() {
+    let node = Node::start(
+        "[[tenant]]\nname = \"default\"\n[[tenant.address]]\nname = \"strict\"\ntype = \"queue\"\nmax_bytes = 5000\nfull_policy = \"reject\"\n",
+    );
+    let c = Connection::connect(&node.addr, ConnectOptions::default())
+        .await
+        .unwrap();
+    let s = c
+        .open_sender(Some("strict"), SenderOptions::default())
+        .await
+        .unwrap();
+    let mut accepted = 0;
+    let mut refused = None;
+    for _ in 0..20 {
+        match s.send(msg(1000)).await.unwrap() {
+            DeliveryState::Accepted => accepted += 1,
+            other => {
+                refused = Some(other);
+                break;
+            }
+        }
+    }
+    assert!((5..=6).contains(&accepted), "about 5 KB fit: {accepted}");
+    match refused {
+        Some(DeliveryState::Rejected(r)) => {
+            assert_eq!(
+                r.error.unwrap().condition.as_str(),
+                "amqp:resource-limit-exceeded"
+            )
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    // the producer keeps its credit: once room is made, sends are accepted again
+    let mut r = c
+        .open_receiver("strict", ReceiverOptions::default())
+        .await
+        .unwrap();
+    for _ in 0..accepted {
+        let d = r.recv_timeout(T).await.unwrap();
+        r.accept(&d);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(s.send(msg(1000)).await.unwrap(), DeliveryState::Accepted);
 }

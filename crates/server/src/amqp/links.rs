@@ -739,7 +739,7 @@ impl Conn {
                     }) as OnDurable
                 });
                 let (stored, room) = q.publish_durably(msg, on_durable);
-                if !room {
+                if !room && !q.rejects_when_full() {
                     self.block_on(link, q);
                 }
                 match stored {
@@ -749,6 +749,10 @@ impl Conn {
                     Stored::Failed => Some(rejected(
                         condition::INTERNAL_ERROR,
                         "the message store failed",
+                    )),
+                    Stored::Full => Some(rejected(
+                        condition::RESOURCE_LIMIT_EXCEEDED,
+                        "the queue is full",
                     )),
                 }
             }
@@ -775,6 +779,10 @@ impl Conn {
                     Stored::Failed => Some(rejected(
                         condition::INTERNAL_ERROR,
                         "the message store failed",
+                    )),
+                    Stored::Full => Some(rejected(
+                        condition::RESOURCE_LIMIT_EXCEEDED,
+                        "a subscription is full",
                     )),
                 }
             }
