@@ -234,7 +234,7 @@ async fn scheduled_messages_wait_for_their_time() {
     let mut scheduled = MessageBuilder::new().data(Bytes::from_static(b"scheduled"));
     scheduled.message_annotations = Some(vec![(
         Symbol::new("x-opt-delivery-delay"),
-        Value::Long(400),
+        Value::Long(1500),
     )]);
     s.send(scheduled.encode()).await.unwrap();
     s.send(msg("now", Header::default())).await.unwrap();
@@ -246,7 +246,7 @@ async fn scheduled_messages_wait_for_their_time() {
     assert_eq!(body(&d), "now", "the scheduled message waits");
     r.accept(&d);
     assert!(
-        r.recv_timeout(Duration::from_millis(150)).await.is_err(),
+        r.recv_timeout(Duration::from_millis(300)).await.is_err(),
         "not before its time"
     );
     let d = r.recv_timeout(T).await.unwrap();
