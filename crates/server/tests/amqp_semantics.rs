@@ -3,15 +3,13 @@
 mod common;
 
 use bytes::Bytes;
-use common::{Node, ADDRESSES};
+use common::{body, connect, Node, ADDRESSES};
 use std::time::Duration;
 use throng_amqp::codec::{Symbol, Value};
 use throng_amqp::definitions::{condition, DeliveryState, Modified, Properties, Rejected};
 use throng_amqp::engine::SaslClient;
 use throng_amqp::message::{Body, MessageBuilder};
-use throng_client::{
-    ClientError, ConnectOptions, Connection, Delivery, ReceiverOptions, SenderOptions,
-};
+use throng_client::{ClientError, ConnectOptions, Connection, ReceiverOptions, SenderOptions};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -19,19 +17,6 @@ fn msg(body: &str) -> Bytes {
     MessageBuilder::new()
         .data(Bytes::from(body.to_string()))
         .encode()
-}
-
-fn body(d: &Delivery) -> String {
-    match d.message.body().expect("body") {
-        Body::Data(b) => String::from_utf8_lossy(&b).into_owned(),
-        other => format!("{other:?}"),
-    }
-}
-
-async fn connect(node: &Node) -> Connection {
-    Connection::connect(&node.addr, ConnectOptions::default())
-        .await
-        .expect("connect")
 }
 
 /// Polls the sender's credit for up to a second until `done` holds; returns the last value.

@@ -3,11 +3,11 @@
 mod common;
 
 use bytes::Bytes;
-use common::Node;
+use common::{body, connect, Node};
 use std::time::Duration;
 use throng_amqp::definitions::{DeliveryState, Header, Modified};
-use throng_amqp::message::{Body, MessageBuilder};
-use throng_client::{ConnectOptions, Connection, Delivery, ReceiverOptions, SenderOptions};
+use throng_amqp::message::MessageBuilder;
+use throng_client::{ReceiverOptions, SenderOptions};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -16,19 +16,6 @@ fn msg(body: &str, header: Header) -> Bytes {
         .header(header)
         .data(Bytes::from(body.to_string()))
         .encode()
-}
-
-fn body(d: &Delivery) -> String {
-    match d.message.body().expect("body") {
-        Body::Data(b) => String::from_utf8_lossy(&b).into_owned(),
-        other => format!("{other:?}"),
-    }
-}
-
-async fn connect(node: &Node) -> Connection {
-    Connection::connect(&node.addr, ConnectOptions::default())
-        .await
-        .expect("connect")
 }
 
 #[tokio::test]

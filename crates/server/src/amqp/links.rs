@@ -88,6 +88,24 @@ fn rejected(cond: &str, desc: impl Into<String>) -> DeliveryState {
     })
 }
 
+/// The outcome to settle a producer's delivery with now, given what the store did (`None`:
+/// the journal's callback settles it later).
+fn answer(stored: Stored, settled: bool) -> Option<DeliveryState> {
+    match stored {
+        Stored::Now => Some(DeliveryState::Accepted),
+        Stored::WhenDurable if settled => Some(DeliveryState::Accepted),
+        Stored::WhenDurable => None,
+        Stored::Failed => Some(rejected(
+            condition::INTERNAL_ERROR,
+            "the message store failed",
+        )),
+        Stored::Full => Some(rejected(
+            condition::RESOURCE_LIMIT_EXCEEDED,
+            "the queue is full",
+        )),
+    }
+}
+
 /// Whether a source asks for a durable subscription: terminus durability and
 /// expiry-policy `never` (as JMS durable subscribers attach).
 fn is_durable(source: &Source) -> bool {
@@ -728,63 +746,22 @@ impl Conn {
         match addr {
             Address::Queue(q) => {
                 // a durable message is settled once the journal has it on disk
-                let on_durable: Option<OnDurable> = (!settled && q.will_persist(&msg)).then(|| {
-                    let outbox = self.outbox.clone();
-                    Box::new(move || {
-                        outbox.push(Command::Outcome {
-                            link,
-                            delivery_id,
-                            state: DeliveryState::Accepted,
-                        })
-                    }) as OnDurable
-                });
+                let on_durable = (!settled && q.will_persist(&msg))
+                    .then(|| self.settle_when_durable(link, delivery_id));
                 let (stored, room) = q.publish_durably(msg, on_durable);
                 if !room && !q.rejects_when_full() {
                     self.block_on(link, q);
                 }
-                match stored {
-                    Stored::Now => Some(DeliveryState::Accepted),
-                    Stored::WhenDurable if settled => Some(DeliveryState::Accepted),
-                    Stored::WhenDurable => None,
-                    Stored::Failed => Some(rejected(
-                        condition::INTERNAL_ERROR,
-                        "the message store failed",
-                    )),
-                    Stored::Full => Some(rejected(
-                        condition::RESOURCE_LIMIT_EXCEEDED,
-                        "the queue is full",
-                    )),
-                }
+                answer(stored, settled)
             }
             Address::Topic(t) => {
                 // durable subscriptions journal durable messages: settle once all are on disk
-                let on_durable: Option<OnDurable> = (!settled).then(|| {
-                    let outbox = self.outbox.clone();
-                    Box::new(move || {
-                        outbox.push(Command::Outcome {
-                            link,
-                            delivery_id,
-                            state: DeliveryState::Accepted,
-                        })
-                    }) as OnDurable
-                });
+                let on_durable = (!settled).then(|| self.settle_when_durable(link, delivery_id));
                 let (stored, full) = t.publish_durably(msg, on_durable);
                 if let Some(full) = full {
                     self.block_on(link, full);
                 }
-                match stored {
-                    Stored::Now => Some(DeliveryState::Accepted),
-                    Stored::WhenDurable if settled => Some(DeliveryState::Accepted),
-                    Stored::WhenDurable => None,
-                    Stored::Failed => Some(rejected(
-                        condition::INTERNAL_ERROR,
-                        "the message store failed",
-                    )),
-                    Stored::Full => Some(rejected(
-                        condition::RESOURCE_LIMIT_EXCEEDED,
-                        "a subscription is full",
-                    )),
-                }
+                answer(stored, settled)
             }
             Address::Anycast(a) => {
                 let origin = (!settled).then(|| Origin {
@@ -806,6 +783,18 @@ impl Conn {
                 Some(DeliveryState::Accepted)
             }
         }
+    }
+
+    /// A journal callback that settles the producer's delivery `accepted`.
+    fn settle_when_durable(&self, link: LinkId, delivery_id: u32) -> OnDurable {
+        let outbox = self.outbox.clone();
+        Box::new(move || {
+            outbox.push(Command::Outcome {
+                link,
+                delivery_id,
+                state: DeliveryState::Accepted,
+            })
+        })
     }
 
     /// The queue is full: take the producer's remaining credit away (messages already in

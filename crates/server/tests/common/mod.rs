@@ -160,3 +160,18 @@ type = "anycast"
 name = "multi1"
 type = "multicast"
 "#;
+
+/// The body of a delivery as text (data sections), or its debug form.
+pub fn body(d: &throng_client::Delivery) -> String {
+    match d.message.body().expect("body") {
+        throng_amqp::message::Body::Data(b) => String::from_utf8_lossy(&b).into_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// An anonymous connection to `node`.
+pub async fn connect(node: &Node) -> throng_client::Connection {
+    throng_client::Connection::connect(&node.addr, throng_client::ConnectOptions::default())
+        .await
+        .expect("connect")
+}
