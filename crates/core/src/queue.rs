@@ -13,6 +13,7 @@ use crate::outbox::{Command, Outbox};
 use crate::ready::{ReadyList, LEVELS};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use throng_amqp::definitions::Header;
 use throng_amqp::engine::LinkId;
 use throng_amqp::message::Message;
 use throng_selector::Selector;
@@ -24,6 +25,10 @@ const SELECTOR_SCAN_LIMIT: usize = 10_000;
 
 /// Runs once a durable message is on disk (settles its producer).
 pub type OnDurable = Box<dyn FnOnce() + Send>;
+
+/// Makes the [`OnDurable`] callback, called only for a message that is journaled, so
+/// non-durable messages cost no allocation.
+pub type MakeOnDurable<'a> = &'a dyn Fn() -> OnDurable;
 
 /// What [`Queue::publish_durably`] did with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,9 +74,9 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    /// A fresh entry, reading priority and expiry from the message.
-    fn new(seq: u64, msg: Message, delivery_count: u32, durable: bool) -> Entry {
-        let header = msg.header().unwrap_or_default();
+    /// A fresh entry, reading priority and expiry from the message and its `header`
+    /// (decoded once by the caller).
+    fn new(seq: u64, msg: Message, header: &Header, delivery_count: u32, durable: bool) -> Entry {
         let priority = header.priority.unwrap_or(4).min(LEVELS as u8 - 1);
         let now = now_ms();
         let by_ttl = header.ttl.map(|t| now + t as u64);
@@ -353,7 +358,12 @@ impl Queue {
 
     /// Whether `msg` would be written to the journal (durable header on a persistent queue).
     pub fn will_persist(&self, msg: &Message) -> bool {
-        self.persistence.is_some() && msg.header().is_ok_and(|h| h.durable == Some(true))
+        self.is_persistent() && msg.header().is_ok_and(|h| h.durable == Some(true))
+    }
+
+    /// Whether the queue journals durable messages.
+    pub fn is_persistent(&self) -> bool {
+        self.persistence.is_some()
     }
 
     /// Puts a message recovered from the journal back, before any client attaches.
@@ -361,7 +371,8 @@ impl Queue {
         let mut st = self.lock();
         st.bytes += msg.len();
         st.next_seq = st.next_seq.max(seq + 1);
-        let entry = Entry::new(seq, msg, delivery_count, true);
+        let header = msg.header().unwrap_or_default();
+        let entry = Entry::new(seq, msg, &header, delivery_count, true);
         match entry.deliver_at {
             Some(due) => self.schedule(&mut st, entry, due),
             None => st.ready.requeue(entry),
@@ -402,14 +413,24 @@ impl Queue {
 
     /// Like [`Queue::publish`]; a durable message is also journaled and `on_durable` runs
     /// once it is on disk. Returns what happened and whether the queue still has room.
-    pub fn publish_durably(&self, msg: Message, on_durable: Option<OnDurable>) -> (Stored, bool) {
+    pub fn publish_durably(
+        &self,
+        msg: Message,
+        on_durable: Option<MakeOnDurable<'_>>,
+    ) -> (Stored, bool) {
         self.store(msg, on_durable, true)
     }
 
     /// Stores a message; without `expires`, it never expires here (a message moved to an
     /// expiry address must not expire again).
-    fn store(&self, msg: Message, on_durable: Option<OnDurable>, expires: bool) -> (Stored, bool) {
-        let durable = self.will_persist(&msg);
+    fn store(
+        &self,
+        msg: Message,
+        on_durable: Option<MakeOnDurable<'_>>,
+        expires: bool,
+    ) -> (Stored, bool) {
+        let header = msg.header().unwrap_or_default();
+        let durable = self.is_persistent() && header.durable == Some(true);
         let mut st = self.lock();
         if self.reject_when_full && st.bytes >= self.max_bytes {
             return (Stored::Full, false);
@@ -422,7 +443,7 @@ impl Queue {
                 seq,
                 message: msg.bytes().clone(),
             };
-            match p.journal.append(rec, on_durable) {
+            match p.journal.append(rec, on_durable.map(|make| make())) {
                 Ok(()) => stored = Stored::WhenDurable,
                 Err(e) => {
                     tracing::error!(queue = %self.name, "journal append failed: {e}");
@@ -432,7 +453,7 @@ impl Queue {
         }
         st.next_seq += 1;
         st.bytes += msg.len();
-        let mut entry = Entry::new(seq, msg, 0, durable);
+        let mut entry = Entry::new(seq, msg, &header, 0, durable);
         if !expires {
             entry.expires_at = None;
         }
@@ -580,12 +601,12 @@ impl Queue {
     /// Applies a consumer's outcome for the delivery `token`.
     pub fn settle(&self, key: ConsumerKey, token: u64, outcome: Outcome) {
         let mut dead: Option<Entry> = None;
+        let mut guard = self.lock();
         {
-            let mut st = self.lock();
+            let st = &mut *guard;
             let Some((owner, mut entry)) = st.unacked.remove(&token) else {
                 return;
             };
-            let st = &mut st;
             if owner != key {
                 st.unacked.insert(token, (owner, entry));
                 return;
@@ -619,8 +640,8 @@ impl Queue {
             }
             self.dispatch(st);
         }
-        // moves anything that expired during dispatch, outside the lock
-        self.finish(self.lock());
+        // releases the lock, then moves anything that expired during dispatch
+        self.finish(guard);
         if let Some(entry) = dead {
             // into the DLQ first, then gone from here: a crash in between duplicates
             if let Some(dlq) = &self.dead_letter {

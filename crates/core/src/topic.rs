@@ -5,7 +5,7 @@
 //! its consumers and keeps collecting messages while they are away; its queue journals
 //! durable messages under the key `tenant/topic::sub::name`.
 
-use crate::queue::{OnDurable, Persistence, Queue, Stored};
+use crate::queue::{MakeOnDurable, OnDurable, Persistence, Queue, Stored};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -157,17 +157,30 @@ impl Topic {
     pub fn publish_durably(
         &self,
         msg: Message,
-        on_durable: Option<OnDurable>,
+        on_durable: Option<MakeOnDurable<'_>>,
     ) -> (Stored, Option<Arc<Queue>>) {
         // lock order: topic, then subscription queue (a queue never locks its topic)
         let subs = crate::sync::lock(&self.subscriptions);
-        let persisting = subs.iter().filter(|q| q.will_persist(&msg)).count();
+        let durable = msg.header().is_ok_and(|h| h.durable == Some(true));
+        let persisting = if durable {
+            subs.iter().filter(|q| q.is_persistent()).count()
+        } else {
+            0
+        };
         let countdown = match (persisting, on_durable) {
             (0, _) | (_, None) => None,
-            (n, Some(cb)) => Some(Arc::new(Countdown {
+            (n, Some(make)) => Some(Arc::new(Countdown {
                 remaining: AtomicUsize::new(n),
-                done: Mutex::new(Some(cb)),
+                done: Mutex::new(Some(make())),
             })),
+        };
+        let one_copy_done = || -> OnDurable {
+            let c = countdown.clone();
+            Box::new(move || {
+                if let Some(c) = c {
+                    c.one_done()
+                }
+            })
         };
         let mut full = None;
         let mut stored = if countdown.is_some() {
@@ -176,13 +189,9 @@ impl Topic {
             Stored::Now
         };
         for q in subs.iter() {
-            let cb = match &countdown {
-                Some(c) if q.will_persist(&msg) => {
-                    let c = c.clone();
-                    Some(Box::new(move || c.one_done()) as OnDurable)
-                }
-                _ => None,
-            };
+            let cb = countdown
+                .as_ref()
+                .map(|_| &one_copy_done as MakeOnDurable<'_>);
             let (s, room) = q.publish_durably(msg.clone(), cb);
             if s == Stored::Failed {
                 stored = Stored::Failed;

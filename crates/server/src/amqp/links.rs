@@ -15,10 +15,10 @@ use throng_amqp::engine::{IdMap, LinkId, LinkSpec};
 use throng_amqp::message::Message;
 use throng_core::anycast::{Anycast, Forwarded, Origin};
 use throng_core::multicast::Multicast;
-use throng_core::queue::{OnDurable, Queue, Stored};
+use throng_core::queue::{MakeOnDurable, OnDurable, Queue, Stored};
 use throng_core::topic::Topic;
 use throng_core::Command;
-use throng_core::{Address, AddressKind, ConsumerKey, Op, Outcome, Tenant};
+use throng_core::{Address, AddressKind, ConsumerKey, Op, Outbox, Outcome, Tenant};
 use throng_selector::Selector;
 use tracing::{debug, warn};
 
@@ -45,6 +45,19 @@ pub(super) enum ConsumerSource {
     },
     Anycast(Arc<Anycast>),
     Multicast(Arc<Multicast>),
+}
+
+impl ConsumerSource {
+    /// The queue behind a store-and-forward source (queue or topic subscription).
+    fn queue(&self) -> Option<&Arc<Queue>> {
+        match self {
+            ConsumerSource::Queue(q)
+            | ConsumerSource::Durable { queue: q, .. }
+            | ConsumerSource::Shared { queue: q, .. }
+            | ConsumerSource::Subscription { queue: q, .. } => Some(q),
+            ConsumerSource::Anycast(_) | ConsumerSource::Multicast(_) => None,
+        }
+    }
 }
 
 /// A link on which we send to a client.
@@ -86,6 +99,25 @@ fn rejected(cond: &str, desc: impl Into<String>) -> DeliveryState {
     DeliveryState::Rejected(Rejected {
         error: Some(Error::new(cond, desc)),
     })
+}
+
+/// Makes the journal callback that settles a producer's delivery `accepted` (called by
+/// the queue only for messages it journals).
+fn settle_when_durable(
+    outbox: &Arc<Outbox>,
+    link: LinkId,
+    delivery_id: u32,
+) -> impl Fn() -> OnDurable + '_ {
+    move || {
+        let outbox = outbox.clone();
+        Box::new(move || {
+            outbox.push(Command::Outcome {
+                link,
+                delivery_id,
+                state: DeliveryState::Accepted,
+            })
+        })
+    }
 }
 
 /// The outcome to settle a producer's delivery with now, given what the store did (`None`:
@@ -538,12 +570,13 @@ impl Conn {
         if let Some(c) = self.consumers.get(&link) {
             let limit = c.sent.wrapping_add(credit);
             match &c.source {
-                ConsumerSource::Queue(q)
-                | ConsumerSource::Durable { queue: q, .. }
-                | ConsumerSource::Shared { queue: q, .. }
-                | ConsumerSource::Subscription { queue: q, .. } => q.flow(c.key, limit, drain),
                 ConsumerSource::Anycast(a) => a.flow(c.key, limit, drain),
                 ConsumerSource::Multicast(m) => m.flow(c.key, limit, drain),
+                queued => {
+                    if let Some(q) = queued.queue() {
+                        q.flow(c.key, limit, drain)
+                    }
+                }
             }
         } else if let Some(p) = self.producers.get_mut(&link) {
             // a producer's flow (e.g. after it drained) tells us the credit it has left
@@ -591,14 +624,13 @@ impl Conn {
                     "delivery not sent ({e}); returned to its address"
                 );
                 match &c.source {
-                    ConsumerSource::Queue(q)
-                    | ConsumerSource::Durable { queue: q, .. }
-                    | ConsumerSource::Shared { queue: q, .. }
-                    | ConsumerSource::Subscription { queue: q, .. } => {
-                        q.undeliverable(c.key, token)
-                    }
                     ConsumerSource::Anycast(a) => a.settle(c.key, token, DeliveryState::Released),
                     ConsumerSource::Multicast(_) => {}
+                    queued => {
+                        if let Some(q) = queued.queue() {
+                            q.undeliverable(c.key, token)
+                        }
+                    }
                 }
             }
         }
@@ -625,7 +657,7 @@ impl Conn {
             return;
         };
         // a transactional outcome waits for its transaction's commit
-        if let Some((txn, inner)) = super::transactions::transactional(&Some(state.clone())) {
+        if let Some((txn, inner)) = super::transactions::transactional(Some(&state)) {
             let inner = inner.unwrap_or(DeliveryState::Accepted);
             if !self.hold_ack(&txn, link, token, inner.clone()) {
                 self.settle_delivery(link, token, inner);
@@ -654,12 +686,13 @@ impl Conn {
             return;
         };
         match &c.source {
-            ConsumerSource::Queue(q)
-            | ConsumerSource::Durable { queue: q, .. }
-            | ConsumerSource::Shared { queue: q, .. }
-            | ConsumerSource::Subscription { queue: q, .. } => q.settle(c.key, token, outcome),
             ConsumerSource::Anycast(a) => a.settle(c.key, token, state),
             ConsumerSource::Multicast(_) => {}
+            queued => {
+                if let Some(q) = queued.queue() {
+                    q.settle(c.key, token, outcome)
+                }
+            }
         }
     }
 
@@ -692,7 +725,7 @@ impl Conn {
                         self.resolve_to(&msg)
                     }
                 };
-                match (target, super::transactions::transactional(&state)) {
+                match (target, super::transactions::transactional(state.as_ref())) {
                     (Err(state), _) => Some(state),
                     (Ok(addr), Some((txn, _))) => Some(self.hold_send(&txn, addr, msg)),
                     (Ok(addr), None) => self.route(link, delivery_id, settled, addr, msg),
@@ -746,9 +779,10 @@ impl Conn {
         match addr {
             Address::Queue(q) => {
                 // a durable message is settled once the journal has it on disk
-                let on_durable = (!settled && q.will_persist(&msg))
-                    .then(|| self.settle_when_durable(link, delivery_id));
-                let (stored, room) = q.publish_durably(msg, on_durable);
+                let (stored, room) = {
+                    let make = settle_when_durable(&self.outbox, link, delivery_id);
+                    q.publish_durably(msg, (!settled).then_some(&make as MakeOnDurable<'_>))
+                };
                 if !room && !q.rejects_when_full() {
                     self.block_on(link, q);
                 }
@@ -756,8 +790,10 @@ impl Conn {
             }
             Address::Topic(t) => {
                 // durable subscriptions journal durable messages: settle once all are on disk
-                let on_durable = (!settled).then(|| self.settle_when_durable(link, delivery_id));
-                let (stored, full) = t.publish_durably(msg, on_durable);
+                let (stored, full) = {
+                    let make = settle_when_durable(&self.outbox, link, delivery_id);
+                    t.publish_durably(msg, (!settled).then_some(&make as MakeOnDurable<'_>))
+                };
                 if let Some(full) = full {
                     self.block_on(link, full);
                 }
@@ -783,18 +819,6 @@ impl Conn {
                 Some(DeliveryState::Accepted)
             }
         }
-    }
-
-    /// A journal callback that settles the producer's delivery `accepted`.
-    fn settle_when_durable(&self, link: LinkId, delivery_id: u32) -> OnDurable {
-        let outbox = self.outbox.clone();
-        Box::new(move || {
-            outbox.push(Command::Outcome {
-                link,
-                delivery_id,
-                state: DeliveryState::Accepted,
-            })
-        })
     }
 
     /// The queue is full: take the producer's remaining credit away (messages already in

@@ -39,7 +39,7 @@ pub(super) struct Transactions {
 
 /// The txn-id and the inner outcome of a `transactional-state`, if `state` is one.
 pub(super) fn transactional(
-    state: &Option<DeliveryState>,
+    state: Option<&DeliveryState>,
 ) -> Option<(Vec<u8>, Option<DeliveryState>)> {
     let Some(DeliveryState::Other(TRANSACTIONAL_STATE, Value::List(fields))) = state else {
         return None;
