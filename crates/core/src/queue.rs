@@ -7,6 +7,13 @@
 //! journal reports it fsync'ed. Settling it appends an `Ack`; a failed delivery appends its
 //! new count; dead-lettering enqueues in the DLQ *before* acking here, so a crash between
 //! the two can duplicate a message but never lose it.
+//!
+//! Bounded memory: a persistent queue keeps at most its memory limit of messages in
+//! memory (ready, scheduled and out on loan together). Past it, new messages go to the
+//! queue's page files ([`PageStore`]) in arrival order — and so do all later ones while
+//! any wait there, so order is kept — and are read back a batch at a time as memory
+//! frees up. Durable messages are in the journal as well; the page files are scratch.
+//! Selectors and browsers see the messages in memory (paged ones as they come back).
 
 use crate::address::{ConsumerKey, Outcome};
 use crate::outbox::{Command, Outbox};
@@ -17,7 +24,7 @@ use throng_amqp::definitions::Header;
 use throng_amqp::engine::LinkId;
 use throng_amqp::message::Message;
 use throng_selector::Selector;
-use throng_store::{Journal, Record};
+use throng_store::{Journal, PageStore, PagedMeta, Record, DEFAULT_PAGE_FILE_BYTES};
 
 /// Messages a dispatch with selectors looks at, at most, before it yields (bounds the
 /// time a queue lock is held when consumers' selectors match little).
@@ -52,8 +59,16 @@ pub struct Persistence {
 
 /// Deliveries after which a message goes to the dead-letter address.
 pub const DEFAULT_MAX_DELIVERY_ATTEMPTS: u32 = 10;
-/// Bytes a queue holds before producers stop getting credit.
+/// Bytes a queue holds before producers stop getting credit, when it has no page files
+/// (no journal): all of them are in memory.
 pub const DEFAULT_MAX_BYTES: usize = 256 * 1024 * 1024;
+/// Bytes a persistent queue holds, on disk and in memory, before producers stop getting
+/// credit (or are rejected): the default disk limit.
+pub const DEFAULT_MAX_DISK_BYTES: usize = 4 * 1024 * 1024 * 1024;
+/// Bytes of messages a persistent queue keeps in memory; the rest wait in page files.
+pub const DEFAULT_MEMORY_LIMIT: usize = 32 * 1024 * 1024;
+/// Bytes read back from page files at a time.
+const PAGE_IN_BATCH: usize = 1024 * 1024;
 
 /// A message waiting in (or out on loan from) a queue.
 #[derive(Debug, Clone)]
@@ -200,7 +215,14 @@ struct State {
     consumers: Vec<Consumer>,
     next_consumer: usize,
     next_seq: u64,
+    /// Bytes of every message in the queue: in memory, on loan and paged.
     bytes: usize,
+    /// Bytes of the messages in memory (ready, scheduled, on loan).
+    mem_bytes: usize,
+    /// Messages past the memory limit, on disk in arrival order (created on first use).
+    pages: Option<PageStore>,
+    /// Whether a page-file failure has been logged (once per queue).
+    page_error_logged: bool,
     blocked: Vec<(Arc<Outbox>, LinkId)>,
 }
 
@@ -208,6 +230,8 @@ struct State {
 pub struct Queue {
     name: String,
     max_bytes: usize,
+    /// Bytes of messages kept in memory before new ones are paged (persistent queues).
+    memory_limit: usize,
     max_delivery_attempts: u32,
     dead_letter: Option<Arc<Queue>>,
     expiry: Option<Arc<Queue>>,
@@ -227,6 +251,7 @@ impl Queue {
         Queue {
             name: name.into(),
             max_bytes: DEFAULT_MAX_BYTES,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
             max_delivery_attempts: DEFAULT_MAX_DELIVERY_ATTEMPTS,
             dead_letter,
             expiry: None,
@@ -245,6 +270,9 @@ impl Queue {
                 next_consumer: 0,
                 next_seq: 0,
                 bytes: 0,
+                mem_bytes: 0,
+                pages: None,
+                page_error_logged: false,
                 blocked: Vec::new(),
             }),
         }
@@ -253,6 +281,13 @@ impl Queue {
     /// Overrides the byte bound.
     pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
         self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Overrides how many bytes of messages stay in memory before new ones are paged
+    /// to disk (only a persistent queue pages; others hold everything in memory).
+    pub fn with_memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = bytes.max(1);
         self
     }
 
@@ -373,10 +408,196 @@ impl Queue {
         st.next_seq = st.next_seq.max(seq + 1);
         let header = msg.header().unwrap_or_default();
         let entry = Entry::new(seq, msg, &header, delivery_count, true);
-        match entry.deliver_at {
-            Some(due) => self.schedule(&mut st, entry, due),
-            None => st.ready.requeue(entry),
+        self.admit(&mut st, entry, true);
+    }
+
+    /// Puts a new entry (already counted in `bytes`) where it belongs: the scheduled
+    /// set, the page files (memory full, or older messages wait there), or the ready
+    /// list. `in_order` says its sequence number is the highest yet.
+    fn admit(&self, st: &mut State, entry: Entry, in_order: bool) {
+        if let Some(due) = entry.deliver_at {
+            st.mem_bytes += entry.msg.len();
+            self.schedule(st, entry, due);
+            return;
         }
+        let entry = if self.must_page(st, entry.msg.len()) {
+            match self.page_out(st, entry) {
+                None => return,
+                Some(entry) => entry,
+            }
+        } else {
+            entry
+        };
+        st.mem_bytes += entry.msg.len();
+        if in_order {
+            st.ready.push(entry);
+        } else {
+            st.ready.requeue(entry);
+        }
+    }
+
+    /// Whether a new message of `len` bytes goes to disk: older messages already wait
+    /// there (order), or it would take memory past the limit.
+    fn must_page(&self, st: &State, len: usize) -> bool {
+        self.persistence.is_some()
+            && (st.pages.as_ref().is_some_and(|p| !p.is_empty())
+                || st.mem_bytes + len > self.memory_limit)
+    }
+
+    /// The queue's page directory, under the journal's.
+    fn page_dir(&self) -> Option<std::path::PathBuf> {
+        let p = self.persistence.as_ref()?;
+        Some(p.journal.pages_dir().join(page_dir_name(&p.key)))
+    }
+
+    /// Writes an entry to the page files. Gives it back if that fails: it then stays in
+    /// memory, so nothing is lost (the failure is logged once).
+    fn page_out(&self, st: &mut State, entry: Entry) -> Option<Entry> {
+        if st.pages.is_none() {
+            let Some(dir) = self.page_dir() else {
+                return Some(entry);
+            };
+            match PageStore::create(dir, DEFAULT_PAGE_FILE_BYTES) {
+                Ok(p) => st.pages = Some(p),
+                Err(e) => {
+                    self.page_failed(st, &e);
+                    return Some(entry);
+                }
+            }
+        }
+        let meta = PagedMeta {
+            seq: entry.seq,
+            delivery_count: entry.delivery_count,
+            expires_at: entry.expires_at,
+            priority: entry.priority,
+            durable: entry.durable,
+        };
+        let result = match st.pages.as_mut() {
+            Some(pages) => pages.append(meta, entry.msg.bytes()),
+            None => return Some(entry),
+        };
+        match result {
+            Ok(()) => None,
+            Err(e) => {
+                self.page_failed(st, &e);
+                Some(entry)
+            }
+        }
+    }
+
+    fn page_failed(&self, st: &mut State, e: &std::io::Error) {
+        if !std::mem::replace(&mut st.page_error_logged, true) {
+            tracing::error!(queue = %self.name, "cannot write page files, keeping messages in memory past the limit: {e}");
+        }
+    }
+
+    /// Reads paged messages back: while memory is under half its limit, or — `force` —
+    /// one batch (a consumer with credit is waiting, nothing else is ready, and memory
+    /// is under its limit: the limit is exceeded by at most one batch).
+    fn page_in(&self, st: &mut State, force: bool) {
+        let State {
+            pages,
+            mem_bytes,
+            ready,
+            bytes,
+            ..
+        } = st;
+        let Some(store) = pages.as_mut() else {
+            return;
+        };
+        let mut forced = force;
+        while !store.is_empty() && (forced || *mem_bytes < self.memory_limit / 2) {
+            forced = false;
+            let want = (self.memory_limit * 3 / 4)
+                .saturating_sub(*mem_bytes)
+                .clamp(1, PAGE_IN_BATCH);
+            let batch = match store.read(want) {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::error!(queue = %self.name, lost = store.len(), "page files unreadable; their messages are dropped (durable ones come back from the journal on restart): {e}");
+                    *bytes = bytes.saturating_sub(store.bytes() as usize);
+                    *pages = None;
+                    return;
+                }
+            };
+            for m in batch {
+                let len = m.message.len();
+                match Message::parse(m.message) {
+                    Ok(msg) => {
+                        *mem_bytes += len;
+                        ready.requeue(Entry {
+                            seq: m.meta.seq,
+                            msg,
+                            delivery_count: m.meta.delivery_count,
+                            durable: m.meta.durable,
+                            priority: m.meta.priority.min(LEVELS as u8 - 1),
+                            deliver_at: None,
+                            expires_at: m.meta.expires_at,
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(queue = %self.name, seq = m.meta.seq, "paged message unparseable, dropped: {e}");
+                        *bytes = bytes.saturating_sub(len);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Messages waiting in page files, and their bytes.
+    pub fn paged(&self) -> (u64, u64) {
+        let st = self.lock();
+        st.pages.as_ref().map_or((0, 0), |p| (p.len(), p.bytes()))
+    }
+
+    /// Bytes of messages held in memory (ready, scheduled, out on loan).
+    pub fn memory_bytes(&self) -> usize {
+        self.lock().mem_bytes
+    }
+
+    /// Removes every message waiting in the queue, in memory and paged; messages out on
+    /// loan to consumers stay theirs. Returns how many were removed.
+    pub fn purge(&self) -> u64 {
+        let mut st = self.lock();
+        let mut gone = Vec::with_capacity(st.ready.len() + st.scheduled.len());
+        while let Some(e) = st.ready.pop_first() {
+            gone.push(e);
+        }
+        gone.extend(std::mem::take(&mut st.scheduled).into_values());
+        let mut removed = gone.len() as u64;
+        for e in &gone {
+            self.forget(&mut st, e);
+        }
+        if let Some(mut pages) = st.pages.take() {
+            loop {
+                match pages.read(PAGE_IN_BATCH) {
+                    Ok(batch) if !batch.is_empty() => {
+                        for m in batch {
+                            removed += 1;
+                            st.bytes = st.bytes.saturating_sub(m.message.len());
+                            if let (true, Some(p)) = (m.meta.durable, &self.persistence) {
+                                let _ = p.journal.append(
+                                    Record::Ack {
+                                        queue: p.key.clone(),
+                                        seq: m.meta.seq,
+                                    },
+                                    None,
+                                );
+                            }
+                        }
+                    }
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::error!(queue = %self.name, "purge: page files unreadable: {e}");
+                        st.bytes = st.bytes.saturating_sub(pages.bytes() as usize);
+                        break;
+                    }
+                }
+            }
+        }
+        self.unblock_if_room(&mut st);
+        self.finish(st);
+        removed
     }
 
     /// The queue's name.
@@ -391,7 +612,7 @@ impl Queue {
     /// Messages waiting for a consumer.
     pub fn depth(&self) -> usize {
         let st = self.lock();
-        st.ready.len() + st.scheduled.len()
+        st.ready.len() + st.scheduled.len() + st.pages.as_ref().map_or(0, |p| p.len() as usize)
     }
 
     /// Messages delivered and not yet settled.
@@ -457,10 +678,7 @@ impl Queue {
         if !expires {
             entry.expires_at = None;
         }
-        match entry.deliver_at {
-            Some(due) => self.schedule(&mut st, entry, due),
-            None => st.ready.push(entry),
-        }
+        self.admit(&mut st, entry, true);
         self.dispatch(&mut st);
         let room = st.bytes < self.max_bytes;
         self.finish(st);
@@ -669,8 +887,15 @@ impl Queue {
         self.release_bytes(st, entry);
     }
 
+    /// An entry held in memory leaves the queue.
     fn release_bytes(&self, st: &mut State, entry: &Entry) {
         st.bytes = st.bytes.saturating_sub(entry.msg.len());
+        st.mem_bytes = st.mem_bytes.saturating_sub(entry.msg.len());
+        self.unblock_if_room(st);
+    }
+
+    /// Gives blocked producers their credit back once the queue has room.
+    fn unblock_if_room(&self, st: &mut State) {
         if st.bytes < self.max_bytes && !st.blocked.is_empty() {
             for (outbox, link) in st.blocked.drain(..) {
                 outbox.push(Command::Unblocked { link });
@@ -681,6 +906,9 @@ impl Queue {
     fn dispatch(&self, st: &mut State) {
         if !st.scheduled.is_empty() {
             Self::release_due(st, now_ms());
+        }
+        if st.pages.is_some() {
+            self.page_in(st, false);
         }
         if st.consumers.iter().any(|c| c.browse_from.is_some()) {
             self.dispatch_browsers(st);
@@ -695,18 +923,27 @@ impl Queue {
             self.dispatch_in_order(st);
         }
         // presettled dispatch may have freed room
-        if st.bytes < self.max_bytes && !st.blocked.is_empty() {
-            for (outbox, link) in st.blocked.drain(..) {
-                outbox.push(Command::Unblocked { link });
-            }
-        }
+        self.unblock_if_room(st);
     }
 
     /// No selectors: the head of the queue goes to the next consumer with credit.
     fn dispatch_in_order(&self, st: &mut State) {
         let n = st.consumers.len();
         let now = now_ms();
-        while !st.ready.is_empty() && n > 0 {
+        loop {
+            if n == 0 {
+                break;
+            }
+            if st.ready.is_empty() {
+                if st.mem_bytes >= self.memory_limit || !st.consumers.iter().any(|c| c.can_take()) {
+                    break;
+                }
+                // a consumer waits and nothing else is ready: read the next batch back
+                self.page_in(st, true);
+                if st.ready.is_empty() {
+                    break;
+                }
+            }
             let Some(idx) = (0..n)
                 .map(|i| (st.next_consumer + i) % n)
                 .find(|&idx| st.consumers[idx].can_take())
@@ -723,7 +960,11 @@ impl Queue {
             st.next_consumer = (idx + 1) % n;
             self.hand_over(st, idx, entry);
         }
-        if st.ready.is_empty() {
+        // a drain completes when nothing more can be had now: paged messages that memory
+        // has no room for (consumers hold it all unsettled) count as not available
+        if st.ready.is_empty()
+            && (st.pages.as_ref().is_none_or(|p| p.is_empty()) || st.mem_bytes >= self.memory_limit)
+        {
             Self::complete_drains(st, false);
         }
     }
@@ -834,10 +1075,37 @@ impl Queue {
         });
         if c.presettled {
             st.bytes = st.bytes.saturating_sub(entry.msg.len());
+            st.mem_bytes = st.mem_bytes.saturating_sub(entry.msg.len());
             self.journal_ack(&entry);
         } else {
             let key = c.key;
             st.unacked.insert(entry.seq, (key, entry));
         }
     }
+}
+
+/// A file-system-safe directory name for a queue's journal key (`tenant/address`):
+/// letters, digits, `.`, `_` and `-` kept, every other byte as `%XX`; a long name is cut
+/// and made unique with a hash of the whole.
+fn page_dir_name(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-') || (b == b'.' && !out.is_empty()) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if out.len() > 200 {
+        // FNV-1a: stable across runs, unlike the std hasher
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        });
+        out.truncate(180);
+        while !out.is_char_boundary(out.len()) {
+            out.pop();
+        }
+        out.push_str(&format!("~{hash:016x}"));
+    }
+    out
 }

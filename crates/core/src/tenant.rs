@@ -13,8 +13,13 @@ use std::sync::{Arc, RwLock};
 /// Per-address settings of a queue (or topic); `None` keeps the default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AddressOptions {
-    /// Bytes held before producers stop getting credit (default 256 MiB).
+    /// Bytes held (memory and page files together) before producers stop getting
+    /// credit or are rejected: the disk limit. Default 4 GiB with a journal, 256 MiB
+    /// without (then everything is in memory).
     pub max_bytes: Option<usize>,
+    /// Bytes of messages kept in memory before new ones are paged to disk (default
+    /// 32 MiB; only queues with a journal page).
+    pub memory_limit: Option<usize>,
     /// Where rejected and too-often-failed messages go (default: the tenant's `DLQ`).
     pub dead_letter_address: Option<String>,
     /// Failed deliveries (`modified` with `delivery-failed`) before dead-lettering
@@ -322,13 +327,21 @@ impl Tenant {
             None => Some(self.dead_letter.clone()),
         };
         let expiry = side_queue(&opts.expiry_address);
-        let max_bytes = opts.max_bytes.unwrap_or(crate::queue::DEFAULT_MAX_BYTES);
+        let max_bytes = opts.max_bytes.unwrap_or(if self.journal.is_some() {
+            crate::queue::DEFAULT_MAX_DISK_BYTES
+        } else {
+            crate::queue::DEFAULT_MAX_BYTES
+        });
+        let memory_limit = opts
+            .memory_limit
+            .unwrap_or(crate::queue::DEFAULT_MEMORY_LIMIT);
         let mut map = self.addresses.write().unwrap_or_else(|e| e.into_inner());
         map.entry(name.to_string())
             .or_insert_with(|| match kind {
                 AddressKind::Queue => {
                     let mut q = Queue::new(name, dead_letter)
                         .with_max_bytes(max_bytes)
+                        .with_memory_limit(memory_limit)
                         .with_expiry_queue(expiry)
                         .with_persistence(Self::persistence_for(&self.journal, &self.name, name));
                     if let Some(n) = opts.max_delivery_attempts {
@@ -345,6 +358,7 @@ impl Tenant {
                 AddressKind::Topic => Address::Topic(Arc::new(
                     Topic::new(name)
                         .with_max_bytes(max_bytes)
+                        .with_memory_limit(memory_limit)
                         .with_journal(self.journal.clone(), &self.name),
                 )),
                 AddressKind::Anycast => Address::Anycast(Arc::new(Anycast::new(name))),

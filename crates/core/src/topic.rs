@@ -19,6 +19,8 @@ pub const SUBSCRIPTION_INFIX: &str = "::sub::";
 pub struct Topic {
     name: String,
     max_bytes: usize,
+    /// Bytes each durable subscription keeps in memory before paging.
+    memory_limit: usize,
     subscriptions: Mutex<Vec<Arc<Queue>>>,
     durable: Mutex<HashMap<String, Arc<Queue>>>,
     /// Non-durable shared subscriptions: queue and number of attached consumers.
@@ -33,6 +35,7 @@ impl Topic {
         Topic {
             name: name.into(),
             max_bytes: crate::queue::DEFAULT_MAX_BYTES,
+            memory_limit: crate::queue::DEFAULT_MEMORY_LIMIT,
             subscriptions: Mutex::new(Vec::new()),
             durable: Mutex::new(HashMap::new()),
             shared: Mutex::new(HashMap::new()),
@@ -55,6 +58,11 @@ impl Topic {
         })
     }
 
+    /// The queues of every current subscription, durable or not (for management).
+    pub fn subscription_queues(&self) -> Vec<Arc<Queue>> {
+        crate::sync::lock(&self.subscriptions).clone()
+    }
+
     /// The durable subscription `name`, if it exists.
     pub fn durable_subscription(&self, name: &str) -> Option<Arc<Queue>> {
         crate::sync::lock(&self.durable).get(name).cloned()
@@ -71,6 +79,7 @@ impl Topic {
             .map(|(journal, key)| Persistence { journal, key });
         let q = Queue::new(format!("{}{SUBSCRIPTION_INFIX}{name}", self.name), None)
             .with_max_bytes(self.max_bytes)
+            .with_memory_limit(self.memory_limit)
             .with_persistence(persistence)
             .into_arc();
         durable.insert(name.to_string(), q.clone());
@@ -114,7 +123,13 @@ impl Topic {
         }
     }
 
-    /// Sets the byte bound of each subscription.
+    /// Sets how many bytes each durable subscription keeps in memory before paging.
+    pub fn with_memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
+    /// Overrides each subscription's byte bound.
     pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
         self.max_bytes = max_bytes;
         self

@@ -50,9 +50,12 @@ pub struct AddressConfig {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: String,
-    /// Bytes a queue (or each topic subscription) holds before producers get no more
-    /// credit; default 256 MiB.
+    /// Bytes a queue (or each topic subscription) holds, in memory and page files,
+    /// before `full_policy` applies: the disk limit. Default 4 GiB.
     pub max_bytes: Option<u64>,
+    /// Bytes of messages a queue keeps in memory; past it, new messages wait in page
+    /// files on disk and are read back in order. Default 32 MiB.
+    pub memory_limit: Option<u64>,
     /// Where rejected and too-often-failed messages go (default: the tenant's `DLQ`).
     pub dead_letter_address: Option<String>,
     /// Failed deliveries before dead-lettering (default 10).
@@ -190,6 +193,7 @@ impl Config {
                     kind,
                     &AddressOptions {
                         max_bytes: a.max_bytes.map(|b| b as usize),
+                        memory_limit: a.memory_limit.map(|b| b as usize),
                         dead_letter_address: a.dead_letter_address.clone(),
                         max_delivery_attempts: a.max_delivery_attempts,
                         expiry_address: a.expiry_address.clone(),

@@ -3,17 +3,21 @@
 use throng_amqp::message::Message;
 use throng_core::topic::SUBSCRIPTION_INFIX;
 use throng_core::{Address, AddressKind, Node};
-use throng_store::Recovered;
+use throng_store::RecoveryReader;
 use tracing::{info, warn};
 
 /// Restores every recovered queue: the tenant must exist; the queue is created (an
 /// auto-created queue lives on through its messages) unless the name now belongs to an
-/// address of another type, which is reported and skipped.
-pub fn restore(node: &Node, recovered: Recovered) {
+/// address of another type, which is reported and skipped. Messages are read from the
+/// journal one at a time and a queue past its memory limit pages them straight back
+/// out, so recovery needs memory for the journal's index, not for its messages.
+pub fn restore(node: &Node, mut reader: RecoveryReader) -> Result<(), String> {
     let started = std::time::Instant::now();
+    let stats = reader.stats();
     let mut messages = 0usize;
-    let queues = recovered.queues.len();
-    for (key, msgs) in recovered.queues {
+    let recovered = reader.take_queues();
+    let queues = recovered.len();
+    for (key, msgs) in recovered {
         let Some((tenant_name, address)) = key.split_once('/') else {
             warn!(key = %key, "journal names a queue without a tenant; skipped");
             continue;
@@ -50,7 +54,10 @@ pub fn restore(node: &Node, recovered: Recovered) {
             }
         };
         for m in msgs {
-            match Message::parse(m.message) {
+            let bytes = reader
+                .read(&m)
+                .map_err(|e| format!("reading recovered messages of {key}: {e}"))?;
+            match Message::parse(bytes) {
                 Ok(msg) => {
                     queue.restore(m.seq, msg, m.delivery_count);
                     messages += 1;
@@ -64,10 +71,11 @@ pub fn restore(node: &Node, recovered: Recovered) {
     info!(
         queues,
         messages,
-        records = recovered.records,
-        replay_ms = recovered.elapsed.as_millis() as u64,
+        records = stats.records,
+        replay_ms = stats.elapsed.as_millis() as u64,
         restore_ms = started.elapsed().as_millis() as u64,
-        elapsed_ms = (recovered.elapsed + started.elapsed()).as_millis() as u64,
+        elapsed_ms = (stats.elapsed + started.elapsed()).as_millis() as u64,
         "journal recovered"
     );
+    Ok(())
 }

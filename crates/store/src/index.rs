@@ -19,14 +19,13 @@ pub(crate) struct Loc {
 
 /// A live message.
 #[derive(Debug, Clone)]
-pub(crate) struct Entry<T> {
+pub(crate) struct Entry {
     pub loc: Loc,
     pub delivery_count: u32,
-    pub payload: T,
 }
 
 /// Live messages per queue, in sequence order.
-pub(crate) type LiveMessages<T> = BTreeMap<String, Vec<(u64, Entry<T>)>>;
+pub(crate) type LiveMessages = BTreeMap<String, Vec<(u64, Entry)>>;
 
 /// Per-segment accounting.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,24 +38,15 @@ pub(crate) struct SegmentUsage {
     pub live_bytes: u64,
 }
 
-/// Live messages by queue and sequence number, plus every segment's usage. `T` is the
-/// message bytes during replay and `()` in the writer.
-#[derive(Debug)]
-pub(crate) struct LiveIndex<T> {
-    queues: HashMap<String, HashMap<u64, Entry<T>>>,
+/// Live messages by queue and sequence number, plus every segment's usage. Replay
+/// builds it; the writer keeps it current.
+#[derive(Debug, Default)]
+pub(crate) struct LiveIndex {
+    queues: HashMap<String, HashMap<u64, Entry>>,
     segments: BTreeMap<u64, SegmentUsage>,
 }
 
-impl<T> Default for LiveIndex<T> {
-    fn default() -> Self {
-        LiveIndex {
-            queues: HashMap::new(),
-            segments: BTreeMap::new(),
-        }
-    }
-}
-
-impl<T> LiveIndex<T> {
+impl LiveIndex {
     /// Registers a segment holding `size` bytes.
     pub fn add_segment(&mut self, id: u64, size: u64) {
         self.segments.entry(id).or_default().size = size;
@@ -95,14 +85,13 @@ impl<T> LiveIndex<T> {
     /// crash interrupted copy-forward; keeping the older location keeps every record
     /// about the message — its delivery counts included — in segments that cannot be
     /// deleted before it.) Returns whether it was a duplicate.
-    pub fn enqueue<Q>(&mut self, queue: Q, seq: u64, loc: Loc, payload: T) -> bool
+    pub fn enqueue<Q>(&mut self, queue: Q, seq: u64, loc: Loc) -> bool
     where
         Q: AsRef<str> + Into<String>,
     {
         let entry = Entry {
             loc,
             delivery_count: 0,
-            payload,
         };
         match self.queues.get_mut(queue.as_ref()) {
             Some(msgs) => {
@@ -191,32 +180,16 @@ impl<T> LiveIndex<T> {
         self.queues.values().map(HashMap::len).sum()
     }
 
-    /// Splits into the live messages, per queue in sequence order, and an index without
-    /// payloads for the writer.
-    pub fn into_parts(self) -> (LiveMessages<T>, LiveIndex<()>) {
-        let mut index = LiveIndex {
-            queues: HashMap::with_capacity(self.queues.len()),
-            segments: self.segments,
-        };
+    /// Splits into the live messages, per queue in sequence order (for recovery), and
+    /// the index itself (for the writer).
+    pub fn into_parts(self) -> (LiveMessages, LiveIndex) {
         let mut out = BTreeMap::new();
-        for (queue, msgs) in self.queues {
-            let mut stripped = HashMap::with_capacity(msgs.len());
-            let mut list: Vec<(u64, Entry<T>)> = msgs.into_iter().collect();
+        for (queue, msgs) in &self.queues {
+            let mut list: Vec<(u64, Entry)> = msgs.iter().map(|(s, e)| (*s, e.clone())).collect();
             list.sort_unstable_by_key(|(seq, _)| *seq);
-            for (seq, e) in &list {
-                stripped.insert(
-                    *seq,
-                    Entry {
-                        loc: e.loc,
-                        delivery_count: e.delivery_count,
-                        payload: (),
-                    },
-                );
-            }
-            index.queues.insert(queue.clone(), stripped);
-            out.insert(queue, list);
+            out.insert(queue.clone(), list);
         }
-        (out, index)
+        (out, self)
     }
 }
 
@@ -234,12 +207,12 @@ mod tests {
 
     #[test]
     fn accounting() {
-        let mut ix = LiveIndex::<()>::default();
+        let mut ix = LiveIndex::default();
         ix.add_segment(1, 24);
         ix.add_segment(2, 24);
-        assert!(!ix.enqueue("q", 1, loc(1, 24), ()));
-        assert!(!ix.enqueue("q", 2, loc(1, 124), ()));
-        assert!(!ix.enqueue("r", 1, loc(2, 24), ()));
+        assert!(!ix.enqueue("q", 1, loc(1, 24)));
+        assert!(!ix.enqueue("q", 2, loc(1, 124)));
+        assert!(!ix.enqueue("r", 1, loc(2, 24)));
         assert_eq!(ix.segments()[&1].live, 2);
         assert_eq!(ix.segments()[&1].live_bytes, 200);
         assert!(ix.set_delivery_count("q", 2, 4));
@@ -248,7 +221,7 @@ mod tests {
         assert!(!ix.ack("q", 1));
         assert_eq!(ix.segments()[&1].live, 1);
         // A duplicate enqueue changes nothing.
-        assert!(ix.enqueue("q".to_string(), 2, loc(2, 124), ()));
+        assert!(ix.enqueue("q".to_string(), 2, loc(2, 124)));
         assert_eq!(ix.segments()[&1].live, 1);
         assert_eq!(ix.segments()[&2].live, 1);
         // A copy moves the entry, keeping its count.

@@ -8,8 +8,13 @@ use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use crate::recovery;
+use crate::restore::{RecoveredRef, RecoveryReader, ReplayStats};
 use crate::writer::{Shared, Writer};
 use crate::{JournalConfig, JournalStats, Record, Recovered, RecoveredMessage, StoreError};
+use std::collections::BTreeMap;
+
+/// Subdirectory of the journal directory holding queues' page files.
+const PAGES_DIR: &str = "pages";
 
 /// The message journal. Cheap to clone (an `Arc` inside) so every queue and connection
 /// can hold one; the last handle dropped flushes everything appended and stops the
@@ -58,34 +63,82 @@ impl Journal {
     /// next valid record if one can be found (or the rest of that segment is dropped,
     /// reported in [`Recovered::skipped_regions`]).
     ///
+    /// Every live message is held in memory: for tools and tests. The node uses
+    /// [`Journal::open_indexed`], which reads messages one at a time.
+    ///
     /// Dead segments left from before (e.g. by a crash during reclaim) are deleted
     /// before this returns.
     pub fn open(cfg: JournalConfig) -> Result<(Journal, Recovered), StoreError> {
+        let (journal, mut reader) = Self::open_indexed(cfg)?;
+        let stats = reader.stats();
+        let mut queues = BTreeMap::new();
+        for (queue, refs) in reader.take_queues() {
+            let mut msgs = Vec::with_capacity(refs.len());
+            for r in &refs {
+                msgs.push(RecoveredMessage {
+                    seq: r.seq,
+                    message: reader.read(r)?,
+                    delivery_count: r.delivery_count,
+                });
+            }
+            queues.insert(queue, msgs);
+        }
+        drop(reader);
+        journal.sync()?;
+        let recovered = Recovered {
+            queues,
+            records: stats.records,
+            elapsed: stats.elapsed,
+            segments: stats.segments,
+            truncated_bytes: stats.truncated_bytes,
+            skipped_regions: stats.skipped_regions,
+        };
+        Ok((journal, recovered))
+    }
+
+    /// Opens and replays like [`Journal::open`], but keeps only where each live message
+    /// is: the [`RecoveryReader`] reads them back one at a time, so recovery needs
+    /// memory for an index entry per message, not for the messages. Space is not
+    /// reclaimed until the reader is dropped (then dead segments go at once).
+    pub fn open_indexed(cfg: JournalConfig) -> Result<(Journal, RecoveryReader), StoreError> {
         let start = Instant::now();
         fs::create_dir_all(&cfg.dir)?;
+        let pages = cfg.dir.join(PAGES_DIR);
+        if pages.exists() {
+            fs::remove_dir_all(&pages)?;
+        }
         let replayed = recovery::replay(&cfg)?;
         let (live, index) = replayed.index.into_parts();
         let queues = live
             .into_iter()
             .map(|(queue, msgs)| {
-                let msgs = msgs
+                let refs = msgs
                     .into_iter()
-                    .map(|(seq, e)| RecoveredMessage {
+                    .map(|(seq, e)| RecoveredRef {
                         seq,
-                        message: e.payload,
                         delivery_count: e.delivery_count,
+                        loc: e.loc,
                     })
                     .collect();
-                (queue, msgs)
+                (queue, refs)
             })
             .collect();
-        let mut writer = Writer::new(&cfg, index, replayed.resume, replayed.next_id)?;
-        writer.reclaim()?;
+        let writer = Writer::new(&cfg, index, replayed.resume, replayed.next_id)?;
         let shared = Arc::clone(writer.shared());
+        // held before the writer starts: replay's locations must stay valid
+        shared.hold_reclaim(true);
         let thread = thread::Builder::new()
             .name("throng-journal".into())
             .spawn(move || writer.run())?;
         shared.set_writer_thread(thread.thread().id());
+        let stats = ReplayStats {
+            records: replayed.records,
+            elapsed: start.elapsed(),
+            segments: replayed.segments,
+            truncated_bytes: replayed.truncated_bytes,
+            skipped_regions: replayed.skipped_regions,
+        };
+        let reader = RecoveryReader::new(cfg.dir.clone(), queues, stats, Arc::clone(&shared));
         let journal = Journal {
             inner: Arc::new(Inner {
                 shared,
@@ -93,15 +146,7 @@ impl Journal {
                 dir: cfg.dir,
             }),
         };
-        let recovered = Recovered {
-            queues,
-            records: replayed.records,
-            elapsed: start.elapsed(),
-            segments: replayed.segments,
-            truncated_bytes: replayed.truncated_bytes,
-            skipped_regions: replayed.skipped_regions,
-        };
-        Ok((journal, recovered))
+        Ok((journal, reader))
     }
 
     /// Appends a record; `on_durable` runs (on the journal's writer thread) once the
@@ -140,5 +185,12 @@ impl Journal {
     /// The journal's directory.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// Where queues keep their page files ([`crate::PageStore`]): `pages/` inside the
+    /// journal directory, one subdirectory per queue. Scratch: emptied by
+    /// [`Journal::open`], since page files never outlive the process that wrote them.
+    pub fn pages_dir(&self) -> PathBuf {
+        self.inner.dir.join(PAGES_DIR)
     }
 }

@@ -72,8 +72,10 @@ mod crc;
 mod index;
 mod journal;
 pub mod metadata;
+pub mod pages;
 mod record;
 mod recovery;
+mod restore;
 mod segment;
 mod writer;
 
@@ -84,7 +86,9 @@ use std::time::Duration;
 pub use crc::{crc32c, Crc32c};
 pub use journal::Journal;
 pub use metadata::{MetadataError, MetadataStore, SubscriptionRecord};
+pub use pages::{PageStore, PagedMessage, PagedMeta, DEFAULT_PAGE_FILE_BYTES};
 pub use record::{Record, MAX_QUEUE_NAME_LEN, RECORD_HEADER_LEN};
+pub use restore::{RecoveredRef, RecoveryReader, ReplayStats};
 pub use segment::{
     parse_segment_file_name, segment_file_name, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION,
 };

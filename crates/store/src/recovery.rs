@@ -4,7 +4,6 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 
-use bytes::Bytes;
 use tracing::warn;
 
 use crate::index::{LiveIndex, Loc};
@@ -19,7 +18,7 @@ use crate::{JournalConfig, StoreError};
 #[derive(Debug, Default)]
 pub(crate) struct Replayed {
     /// The live messages (with their bytes) and every segment's usage.
-    pub index: LiveIndex<Bytes>,
+    pub index: LiveIndex,
     /// Well-formed records applied.
     pub records: u64,
     /// The newest segment and its size, when it is intact and the writer can continue it.
@@ -154,14 +153,14 @@ fn next_valid_after_damage(data: &[u8], off: usize) -> Option<usize> {
     find_next_valid(data, from)
 }
 
-fn apply(index: &mut LiveIndex<Bytes>, r: RecordRef<'_>, loc: Loc) {
+fn apply(index: &mut LiveIndex, r: RecordRef<'_>, loc: Loc) {
     match r {
         RecordRef::Enqueue {
             queue,
             seq,
-            message,
+            message: _,
         } => {
-            index.enqueue(queue, seq, loc, Bytes::copy_from_slice(message));
+            index.enqueue(queue, seq, loc);
         }
         RecordRef::Ack { queue, seq } => {
             index.ack(queue, seq);

@@ -148,6 +148,8 @@ pub(crate) struct Shared {
     counters: Counters,
     fsync: bool,
     writer_thread: OnceLock<ThreadId>,
+    /// Set while recovered messages are being read by location: reclaim waits.
+    reclaim_held: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -248,6 +250,20 @@ impl Shared {
         }
     }
 
+    /// Holds reclaim (segments stay where replay found them) or lets it run again;
+    /// releasing wakes the writer so that it reclaims what it can right away.
+    pub fn hold_reclaim(&self, hold: bool) {
+        self.reclaim_held.store(hold, Relaxed);
+        if !hold {
+            let mut st = self.lock();
+            st.sync_requested += 1;
+            if mem::take(&mut st.writer_idle) {
+                drop(st);
+                self.work.notify_one();
+            }
+        }
+    }
+
     pub fn set_writer_thread(&self, id: ThreadId) {
         let _ = self.writer_thread.set(id);
     }
@@ -272,7 +288,7 @@ pub(crate) struct Writer {
     file: File,
     cur_id: u64,
     cur_size: u64,
-    index: LiveIndex<()>,
+    index: LiveIndex,
     shared: Arc<Shared>,
     /// Segments whose live records could not be read back; never copied forward.
     uncopyable: HashSet<u64>,
@@ -291,7 +307,7 @@ impl Writer {
     /// shares with journal handles.
     pub fn new(
         cfg: &JournalConfig,
-        mut index: LiveIndex<()>,
+        mut index: LiveIndex,
         resume: Option<(u64, u64)>,
         next_id: u64,
     ) -> io::Result<Writer> {
@@ -321,6 +337,7 @@ impl Writer {
             counters,
             fsync: cfg.fsync,
             writer_thread: OnceLock::new(),
+            reclaim_held: std::sync::atomic::AtomicBool::new(false),
         });
         Ok(Writer {
             dir: cfg.dir.clone(),
@@ -356,9 +373,11 @@ impl Writer {
                     error!("journal: a durability callback panicked; the journal carries on");
                 }
             }
-            if let Err(e) = self.reclaim() {
-                self.fail(e, Vec::new());
-                return;
+            if !self.shared.reclaim_held.load(Relaxed) {
+                if let Err(e) = self.reclaim() {
+                    self.fail(e, Vec::new());
+                    return;
+                }
             }
             self.publish(batch);
         }
@@ -469,7 +488,7 @@ impl Writer {
             run_len += p.len;
             match p.op {
                 Op::Enqueue { queue, seq } => {
-                    self.index.enqueue(queue, seq, loc, ());
+                    self.index.enqueue(queue, seq, loc);
                 }
                 Op::Ack { queue, seq } => {
                     self.index.ack(&queue, seq);
