@@ -1,4 +1,5 @@
-//! SASL decisions and tenant selection for AMQP connections.
+//! Authentication and tenant selection, shared by the protocol adapters: SASL for
+//! AMQP, HTTP Basic for the REST API (checked as SASL PLAIN).
 
 use std::sync::Arc;
 use throng_core::{Node, Tenant, User};
@@ -84,4 +85,24 @@ pub fn authenticate(
 /// the default tenant; only when that tenant admits anonymous clients.
 pub fn anonymous_without_sasl(node: &Node, hostname: Option<&str>) -> Result<Principal, String> {
     authenticate(node, "ANONYMOUS", None, hostname)
+}
+
+/// Checks HTTP Basic credentials (`user` or `user@tenant`, and the password) for
+/// `tenant`; no credentials is anonymous access, allowed only on tenants without users.
+pub fn authenticate_basic(
+    node: &Node,
+    tenant: &str,
+    credentials: Option<(&str, &str)>,
+) -> Result<Principal, String> {
+    match credentials {
+        None => authenticate(node, "ANONYMOUS", None, Some(tenant)),
+        Some((user, password)) => {
+            let mut plain = Vec::with_capacity(user.len() + password.len() + 2);
+            plain.push(0);
+            plain.extend_from_slice(user.as_bytes());
+            plain.push(0);
+            plain.extend_from_slice(password.as_bytes());
+            authenticate(node, "PLAIN", Some(&plain), Some(tenant))
+        }
+    }
 }

@@ -1,7 +1,9 @@
 //! `throng`: messaging as a service in one binary.
 
 mod amqp;
+mod auth;
 mod config;
+mod http;
 mod recovery;
 mod serve;
 

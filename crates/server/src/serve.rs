@@ -33,7 +33,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
         .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
     let mut journal_config = JournalConfig::new(data_dir.join("journal"));
     journal_config.skip_corrupt = overrides.skip_corrupt_journal;
-    let (journal, recovered) = Journal::open(journal_config)
+    let (journal, recovered) = Journal::open_indexed(journal_config)
         .map_err(|e| format!("cannot open the journal in {}: {e}", data_dir.display()))?;
     let metadata = MetadataStore::open(&data_dir.join("metadata.redb"))
         .map(Arc::new)
@@ -56,7 +56,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
         t.restore_addresses(&addresses);
         t.restore_subscriptions(&subscriptions);
     }
-    crate::recovery::restore(&node, recovered);
+    crate::recovery::restore(&node, recovered)?;
 
     // When any listener is named (flag or [listeners]), only the named ones open.
     let named = overrides.amqp.is_some()
@@ -75,6 +75,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
     } else {
         Listeners {
             amqp: Some("0.0.0.0:5672".into()),
+            http: Some("0.0.0.0:8080".into()),
             ..Listeners::default()
         }
     };
@@ -82,11 +83,10 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
         ("amqps", &listeners.amqps),
         ("mqtt", &listeners.mqtt),
         ("mqtts", &listeners.mqtts),
-        ("http", &listeners.http),
     ] {
         if let Some(a) = addr {
             warn!(
-                "the {name} listener ({a}) is not available in this version; only AMQP is served"
+                "the {name} listener ({a}) is not available in this version; only AMQP and HTTP are served"
             );
         }
     }
@@ -99,6 +99,14 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
         announce("amqp", &local.to_string());
         let node = node.clone();
         tasks.push(tokio::spawn(accept_amqp(listener, node)));
+    }
+    if let Some(addr) = &listeners.http {
+        let listener = bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen for http on {addr}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        announce("http", &local.to_string());
+        tasks.push(tokio::spawn(crate::http::serve(listener, node.clone())));
     }
     if tasks.is_empty() {
         return Err("no listener to open".into());

@@ -6,8 +6,8 @@
 //! is above a high-water mark, so a client that does not read cannot make the node buffer
 //! without bound, and a slow client only ever stalls its own task.
 
-use super::auth::{self, Principal};
 use super::links::{ConsumerLink, ProducerLink};
+use crate::auth::{self, Principal};
 use bytes::{Buf, BytesMut};
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -11,6 +11,8 @@ pub struct Node {
     child: Child,
     stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub addr: String,
+    /// Every listener the node announced: name (`amqp`, `http`, …) → HOST:PORT.
+    pub listeners: std::collections::HashMap<String, String>,
     _dir: TempDir,
 }
 
@@ -67,27 +69,43 @@ impl Node {
             .expect("spawn throng");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
+        // amqp, plus every listener named in the extra flags
+        let expected = 1 + extra
+            .iter()
+            .filter(|a| matches!(**a, "--http" | "--mqtt"))
+            .count();
+        let mut listeners = std::collections::HashMap::new();
+        while listeners.len() < expected {
             let line = lines
                 .next()
                 .expect("throng exited before listening")
                 .expect("read stdout");
-            if let Some(a) = line.strip_prefix("listening amqp ") {
-                break a.to_string();
+            if let Some((name, a)) = line
+                .strip_prefix("listening ")
+                .and_then(|l| l.split_once(' '))
+            {
+                listeners.insert(name.to_string(), a.to_string());
             }
-        };
-        // watchdog: a hung test must fail, not hang CI; the node is killed after 60 s so
-        // every client call of the test errors out
+        }
+        let addr = listeners.get("amqp").cloned().expect("amqp listener");
+        // watchdog: a hung test must fail, not hang CI; the node is killed after 60 s
+        // (THRONG_TEST_WATCHDOG_SECS for long manual runs) so every client call of the
+        // test errors out
         let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (flag, pid) = (stopped.clone(), child.id());
+        let ticks = std::env::var("THRONG_TEST_WATCHDOG_SECS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(60)
+            * 10;
         std::thread::spawn(move || {
-            for _ in 0..600 {
+            for _ in 0..ticks {
                 std::thread::sleep(Duration::from_millis(100));
                 if flag.load(std::sync::atomic::Ordering::Acquire) {
                     return;
                 }
             }
-            eprintln!("watchdog: killing node {pid} after 60 s");
+            eprintln!("watchdog: killing node {pid} after {} s", ticks / 10);
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
                 .status();
@@ -96,8 +114,25 @@ impl Node {
             child,
             stopped,
             addr,
+            listeners,
             _dir: dir,
         }
+    }
+
+    /// The node's process id (for its /proc status).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The node's peak resident memory so far, in KiB (VmHWM).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc status")
     }
 
     /// Stops the node with SIGTERM and returns its exit code.
@@ -174,4 +209,60 @@ pub async fn connect(node: &Node) -> throng_client::Connection {
     throng_client::Connection::connect(&node.addr, throng_client::ConnectOptions::default())
         .await
         .expect("connect")
+}
+
+/// One HTTP/1.1 request to `addr` (HOST:PORT) with optional Basic credentials; returns
+/// the status code and the body.
+pub async fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    basic: Option<(&str, &str)>,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("http connect");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some((u, p)) = basic {
+        req.push_str(&format!(
+            "Authorization: Basic {}\r\n",
+            base64(&format!("{u}:{p}"))
+        ));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.expect("http write");
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).await.expect("http read");
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Base64 (standard alphabet, padded), for Basic credentials.
+fn base64(s: &str) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for chunk in b.chunks(3) {
+        let n = (chunk[0] as u32) << 16
+            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
+            | *chunk.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
