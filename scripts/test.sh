@@ -8,6 +8,7 @@
 #      python-qpid-proton has no wheel on PyPI for Linux, so pip builds it from the sdist:
 #      the C compiler, pkg-config, libssl-dev and Python headers come from apt if missing;
 #    - rhea in interop/node/node_modules (npm ci from the committed package-lock.json);
+#    - mosquitto-clients (mosquitto_pub/_sub) from apt;
 # 2. cargo build --release --workspace --all-targets
 # 3. cargo test --release --workspace            (same target dir: reuses the build)
 # 4. the black-box interop suite (pytest interop/: python-qpid-proton and rhea clients)
@@ -63,7 +64,7 @@ deb_missing() { # print those of the given Debian packages that are not installe
 venv_ok() {
     [[ -x "$VENV/bin/python" ]] &&
         cmp -s "$ROOT/interop/requirements.txt" "$VENV/.interop-requirements" &&
-        "$VENV/bin/python" -c 'import proton, pytest, pytest_timeout' 2>/dev/null
+        "$VENV/bin/python" -c 'import proton, pytest, pytest_timeout, paho.mqtt' 2>/dev/null
 }
 
 setup_python() {
@@ -113,12 +114,20 @@ setup_node() {
     cp "$NODE_DIR/package-lock.json" "$stamp"
 }
 
+setup_debian_tools() {
+    # mosquitto_pub / mosquitto_sub for the MQTT interop tests
+    # shellcheck disable=SC2207
+    local need=($(deb_missing mosquitto-clients))
+    apt_install "${need[@]}"
+}
+
 # ---- 1. dependencies -----------------------------------------------------------------
 
 log "test dependencies"
 command -v cargo >/dev/null || { echo "error: cargo not found (install Rust)" >&2; exit 1; }
 setup_python
 setup_node
+setup_debian_tools
 
 # ---- 2./3. cargo ---------------------------------------------------------------------
 

@@ -197,6 +197,18 @@ impl Message {
         Ok(self.properties()?.and_then(|p| p.to))
     }
 
+    /// The encoded body sections as received (for bridges that pass a body they cannot
+    /// map on as its AMQP encoding).
+    pub fn body_bytes(&self) -> Bytes {
+        let start = self
+            .sections
+            .application_properties
+            .or(self.sections.properties)
+            .map_or(self.sections.bare_start, |r| r.1);
+        self.bytes
+            .slice(start as usize..(self.sections.bare_end as usize).max(start as usize))
+    }
+
     /// The body sections: `data` sections concatenated, or the `amqp-value` / sequence.
     pub fn body(&self) -> Result<Body, DecodeError> {
         let mut d = Decoder::new(

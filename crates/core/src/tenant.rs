@@ -9,6 +9,7 @@ use crate::topic::Topic;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use throng_amqp::message::Message;
 
 /// Per-address settings of a queue (or topic); `None` keeps the default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -117,7 +118,15 @@ pub struct Tenant {
     metadata: Option<Arc<throng_store::MetadataStore>>,
     /// Durable subscriptions by name → their topic.
     subscriptions: std::sync::Mutex<HashMap<String, String>>,
+    /// Told about every topic created from now on (MQTT wildcard subscriptions).
+    topic_watchers: std::sync::Mutex<Vec<(u64, TopicWatcher)>>,
+    next_watcher: AtomicU64,
+    /// The retained message of each topic that has one.
+    retained: std::sync::Mutex<std::collections::BTreeMap<String, Message>>,
 }
+
+/// Called with each topic created in a tenant, after it is in the address table.
+pub type TopicWatcher = Arc<dyn Fn(&Arc<Topic>) + Send + Sync>;
 
 impl Tenant {
     /// A tenant with only its dead-letter queue.
@@ -151,6 +160,80 @@ impl Tenant {
             next_dynamic: AtomicU64::new(1),
             metadata: None,
             subscriptions: std::sync::Mutex::new(HashMap::new()),
+            topic_watchers: std::sync::Mutex::new(Vec::new()),
+            next_watcher: AtomicU64::new(1),
+            retained: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+        }
+    }
+
+    /// Calls `watcher` with every topic created from now on; returns the id to stop it
+    /// with. The caller lists existing topics with [`Tenant::topics`] *after* this, so no
+    /// topic is missed (one created meanwhile may be seen twice).
+    pub fn watch_topics(&self, watcher: TopicWatcher) -> u64 {
+        let id = self.next_watcher.fetch_add(1, Ordering::Relaxed);
+        crate::sync::lock(&self.topic_watchers).push((id, watcher));
+        id
+    }
+
+    /// Stops a watcher.
+    pub fn unwatch_topics(&self, id: u64) {
+        crate::sync::lock(&self.topic_watchers).retain(|(i, _)| *i != id);
+    }
+
+    /// Every topic of the tenant.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        self.addresses
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter_map(|a| match a {
+                Address::Topic(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Sets (or with `None` clears) the retained message of `topic`; kept in the metadata
+    /// store when the node has one, so it survives restarts.
+    pub fn set_retained(&self, topic: &str, msg: Option<Message>) {
+        if let Some(m) = &self.metadata {
+            if let Err(e) = m.put_retained(&self.name, topic, msg.as_ref().map(|m| &m.bytes()[..]))
+            {
+                tracing::error!(tenant = %self.name, topic, "cannot store the retained message: {e}");
+            }
+        }
+        let mut retained = crate::sync::lock(&self.retained);
+        match msg {
+            Some(m) => {
+                retained.insert(topic.to_string(), m);
+            }
+            None => {
+                retained.remove(topic);
+            }
+        }
+    }
+
+    /// The retained messages whose topic `matches` accepts.
+    pub fn retained_matching(&self, matches: impl Fn(&str) -> bool) -> Vec<(String, Message)> {
+        crate::sync::lock(&self.retained)
+            .iter()
+            .filter(|(t, _)| matches(t))
+            .map(|(t, m)| (t.clone(), m.clone()))
+            .collect()
+    }
+
+    /// Puts back the retained messages remembered before a restart.
+    pub fn restore_retained(&self, records: &[(String, String, Vec<u8>)]) {
+        let mut retained = crate::sync::lock(&self.retained);
+        for (_, topic, bytes) in records.iter().filter(|r| r.0 == self.name) {
+            match Message::parse(bytes::Bytes::copy_from_slice(bytes)) {
+                Ok(m) => {
+                    retained.insert(topic.clone(), m);
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %self.name, topic = %topic, "unreadable retained message skipped: {e}")
+                }
+            }
         }
     }
 
@@ -335,36 +418,56 @@ impl Tenant {
         let memory_limit = opts
             .memory_limit
             .unwrap_or(crate::queue::DEFAULT_MEMORY_LIMIT);
+        let mut created = false;
         let mut map = self.addresses.write().unwrap_or_else(|e| e.into_inner());
-        map.entry(name.to_string())
-            .or_insert_with(|| match kind {
-                AddressKind::Queue => {
-                    let mut q = Queue::new(name, dead_letter)
-                        .with_max_bytes(max_bytes)
-                        .with_memory_limit(memory_limit)
-                        .with_expiry_queue(expiry)
-                        .with_persistence(Self::persistence_for(&self.journal, &self.name, name));
-                    if let Some(n) = opts.max_delivery_attempts {
-                        q = q.with_max_delivery_attempts(n);
+        let address = map
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                created = true;
+                match kind {
+                    AddressKind::Queue => {
+                        let mut q = Queue::new(name, dead_letter)
+                            .with_max_bytes(max_bytes)
+                            .with_memory_limit(memory_limit)
+                            .with_expiry_queue(expiry)
+                            .with_persistence(Self::persistence_for(
+                                &self.journal,
+                                &self.name,
+                                name,
+                            ));
+                        if let Some(n) = opts.max_delivery_attempts {
+                            q = q.with_max_delivery_attempts(n);
+                        }
+                        if let Some(ms) = opts.redelivery_delay_ms {
+                            q = q.with_redelivery_delay(ms);
+                        }
+                        if let Some(r) = opts.reject_when_full {
+                            q = q.with_reject_when_full(r);
+                        }
+                        Address::Queue(q.into_arc())
                     }
-                    if let Some(ms) = opts.redelivery_delay_ms {
-                        q = q.with_redelivery_delay(ms);
-                    }
-                    if let Some(r) = opts.reject_when_full {
-                        q = q.with_reject_when_full(r);
-                    }
-                    Address::Queue(q.into_arc())
+                    AddressKind::Topic => Address::Topic(Arc::new(
+                        Topic::new(name)
+                            .with_max_bytes(max_bytes)
+                            .with_memory_limit(memory_limit)
+                            .with_journal(self.journal.clone(), &self.name),
+                    )),
+                    AddressKind::Anycast => Address::Anycast(Arc::new(Anycast::new(name))),
+                    AddressKind::Multicast => Address::Multicast(Arc::new(Multicast::new(name))),
                 }
-                AddressKind::Topic => Address::Topic(Arc::new(
-                    Topic::new(name)
-                        .with_max_bytes(max_bytes)
-                        .with_memory_limit(memory_limit)
-                        .with_journal(self.journal.clone(), &self.name),
-                )),
-                AddressKind::Anycast => Address::Anycast(Arc::new(Anycast::new(name))),
-                AddressKind::Multicast => Address::Multicast(Arc::new(Multicast::new(name))),
             })
-            .clone()
+            .clone();
+        drop(map);
+        if let (true, Address::Topic(t)) = (created, &address) {
+            let watchers: Vec<TopicWatcher> = crate::sync::lock(&self.topic_watchers)
+                .iter()
+                .map(|(_, w)| w.clone())
+                .collect();
+            for w in watchers {
+                w(t);
+            }
+        }
+        address
     }
 
     /// Looks an address up, creating it as `kind` when the tenant auto-creates.

@@ -4,6 +4,7 @@ mod amqp;
 mod auth;
 mod config;
 mod http;
+mod mqtt;
 mod recovery;
 mod serve;
 

@@ -52,9 +52,11 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
         .collect();
     let node = Arc::new(Node::new(tenants));
     let addresses = metadata.addresses().map_err(|e| e.to_string())?;
+    let retained = metadata.retained().map_err(|e| e.to_string())?;
     for t in node.tenants() {
         t.restore_addresses(&addresses);
         t.restore_subscriptions(&subscriptions);
+        t.restore_retained(&retained);
     }
     crate::recovery::restore(&node, recovered)?;
 
@@ -75,18 +77,15 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
     } else {
         Listeners {
             amqp: Some("0.0.0.0:5672".into()),
+            mqtt: Some("0.0.0.0:1883".into()),
             http: Some("0.0.0.0:8080".into()),
             ..Listeners::default()
         }
     };
-    for (name, addr) in [
-        ("amqps", &listeners.amqps),
-        ("mqtt", &listeners.mqtt),
-        ("mqtts", &listeners.mqtts),
-    ] {
+    for (name, addr) in [("amqps", &listeners.amqps), ("mqtts", &listeners.mqtts)] {
         if let Some(a) = addr {
             warn!(
-                "the {name} listener ({a}) is not available in this version; only AMQP and HTTP are served"
+                "the {name} listener ({a}) is not available in this version (no TLS yet); it is not opened"
             );
         }
     }
@@ -99,6 +98,14 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
         announce("amqp", &local.to_string());
         let node = node.clone();
         tasks.push(tokio::spawn(accept_amqp(listener, node)));
+    }
+    if let Some(addr) = &listeners.mqtt {
+        let listener = bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen for mqtt on {addr}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        announce("mqtt", &local.to_string());
+        tasks.push(tokio::spawn(accept_mqtt(listener, node.clone())));
     }
     if let Some(addr) = &listeners.http {
         let listener = bind(addr)
@@ -203,5 +210,26 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn accept_mqtt(listener: TcpListener, node: Arc<Node>) {
+    let sessions = Arc::new(crate::mqtt::Sessions::default());
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(crate::mqtt::serve_connection(
+                    stream,
+                    peer,
+                    node.clone(),
+                    sessions.clone(),
+                ));
+            }
+            Err(e) => {
+                error!("mqtt accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
     }
 }

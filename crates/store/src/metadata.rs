@@ -1,5 +1,6 @@
-//! Metadata that must outlive a restart but is not a message: durable subscriptions
-//! today (addresses, users and MQTT sessions later), in an embedded transactional store.
+//! Metadata that must outlive a restart but is not a message queue: durable
+//! subscriptions, auto-created addresses and retained messages (MQTT sessions later), in
+//! an embedded transactional store.
 
 use redb::{Database, ReadableTable, TableDefinition};
 use std::path::Path;
@@ -8,6 +9,9 @@ use std::path::Path;
 const SUBSCRIPTIONS: TableDefinition<&str, &str> = TableDefinition::new("durable_subscriptions");
 /// Auto-created addresses: key `tenant \0 name`, value the address type.
 const ADDRESSES: TableDefinition<&str, &str> = TableDefinition::new("addresses");
+/// Retained messages (MQTT retain, AMQP `x-opt-retain-message`): key `tenant \0 topic`,
+/// value the message bytes as received.
+const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
 
 /// Why metadata could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +48,7 @@ impl MetadataStore {
         let tx = db.begin_write().map_err(err)?;
         tx.open_table(SUBSCRIPTIONS).map_err(err)?;
         tx.open_table(ADDRESSES).map_err(err)?;
+        tx.open_table(RETAINED).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(MetadataStore { db })
     }
@@ -92,6 +97,45 @@ impl MetadataStore {
                 continue;
             };
             out.push((tenant.to_string(), name.to_string(), v.value().to_string()));
+        }
+        Ok(out)
+    }
+
+    /// Stores the retained message of a topic (durably, before returning), replacing
+    /// the previous one; `None` clears it.
+    pub fn put_retained(
+        &self,
+        tenant: &str,
+        topic: &str,
+        message: Option<&[u8]>,
+    ) -> Result<(), MetadataError> {
+        let key = format!("{tenant}\0{topic}");
+        let tx = self.db.begin_write().map_err(err)?;
+        {
+            let mut t = tx.open_table(RETAINED).map_err(err)?;
+            match message {
+                Some(m) => {
+                    t.insert(key.as_str(), m).map_err(err)?;
+                }
+                None => {
+                    t.remove(key.as_str()).map_err(err)?;
+                }
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Every retained message: (tenant, topic, message bytes).
+    pub fn retained(&self) -> Result<Vec<(String, String, Vec<u8>)>, MetadataError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let t = tx.open_table(RETAINED).map_err(err)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(err)? {
+            let (k, v) = row.map_err(err)?;
+            let Some((tenant, topic)) = k.value().split_once('\0') else {
+                continue;
+            };
+            out.push((tenant.to_string(), topic.to_string(), v.value().to_vec()));
         }
         Ok(out)
     }
@@ -148,6 +192,16 @@ mod tests {
         assert_eq!(
             m.addresses().unwrap(),
             vec![("t".into(), "orders".into(), "queue".into())]
+        );
+        m.put_retained("t", "a/b", Some(b"one")).unwrap();
+        m.put_retained("t", "a/b", Some(b"two")).unwrap();
+        m.put_retained("t", "a/c", Some(b"gone")).unwrap();
+        m.put_retained("t", "a/c", None).unwrap();
+        drop(m);
+        let m = MetadataStore::open(&path).unwrap();
+        assert_eq!(
+            m.retained().unwrap(),
+            vec![("t".into(), "a/b".into(), b"two".to_vec())]
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

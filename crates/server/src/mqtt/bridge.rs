@@ -1,0 +1,236 @@
+//! MQTT ⇄ AMQP translation, done once at the edge (DESIGN.md, bridging rules).
+//!
+//! | MQTT                     | AMQP                                               |
+//! |--------------------------|----------------------------------------------------|
+//! | topic                    | address (and properties `to`)                      |
+//! | payload                  | one `data` section                                 |
+//! | QoS > 0                  | header `durable = true`; QoS in `x-opt-mqtt-qos`   |
+//! | retain                   | message annotation `x-opt-retain-message = true`   |
+//! | user properties          | application-properties (string values)             |
+//! | response topic           | `reply-to`                                         |
+//! | correlation data         | `correlation-id` (binary)                          |
+//! | content type             | `content-type`                                     |
+//! | message expiry interval  | header `ttl` (seconds ↔ milliseconds)              |
+//!
+//! Inbound, the AMQP message is built once and then stored and forwarded as those bytes.
+//! Outbound, the payload is the `data` section as a slice of the stored bytes (no copy);
+//! an AMQP string or binary `amqp-value` body becomes its bytes; any other body is sent
+//! as its AMQP encoding.
+
+use bytes::Bytes;
+use throng_amqp::definitions::{Header, Properties as AmqpProperties};
+use throng_amqp::message::{Body, Message, MessageBuilder};
+use throng_amqp::{Symbol, Value};
+use throng_mqtt::{ByteStr, Properties, Publish, QoS};
+
+/// Annotation carrying the MQTT QoS a message was published with.
+pub const QOS_ANNOTATION: &str = "x-opt-mqtt-qos";
+/// Annotation marking a retained message.
+pub const RETAIN_ANNOTATION: &str = "x-opt-retain-message";
+/// Annotation naming the MQTT client that published a message (for no-local).
+pub const CLIENT_ANNOTATION: &str = "x-opt-mqtt-client";
+
+/// The AMQP message for an MQTT publish (or will) on `topic` by client `client`.
+pub fn to_amqp(
+    topic: &str,
+    qos: QoS,
+    retain: bool,
+    props: &Properties,
+    payload: Bytes,
+    client: &str,
+) -> Bytes {
+    let mut b = MessageBuilder::new().header(Header {
+        durable: Some(qos != QoS::AtMostOnce),
+        ttl: props
+            .message_expiry_interval
+            .map(|s| s.saturating_mul(1000)),
+        ..Header::default()
+    });
+    let mut annotations = vec![
+        (Symbol::new(QOS_ANNOTATION), Value::Ubyte(qos as u8)),
+        (
+            Symbol::new(CLIENT_ANNOTATION),
+            Value::String(client.to_string()),
+        ),
+    ];
+    if retain {
+        annotations.push((Symbol::new(RETAIN_ANNOTATION), Value::Bool(true)));
+    }
+    b.message_annotations = Some(annotations);
+    b = b.properties(AmqpProperties {
+        to: Some(topic.to_string()),
+        reply_to: props
+            .response_topic
+            .as_ref()
+            .map(|t| t.as_str().to_string()),
+        correlation_id: props.correlation_data.clone().map(Value::Binary),
+        content_type: props.content_type.as_ref().map(|c| Symbol::new(c.as_str())),
+        ..AmqpProperties::default()
+    });
+    for (k, v) in &props.user_properties {
+        // AMQP application-properties is a map: the first of repeated keys wins
+        if !b
+            .application_properties
+            .iter()
+            .any(|(x, _)| x == k.as_str())
+        {
+            b = b.app_property(k.as_str(), Value::String(v.as_str().to_string()));
+        }
+    }
+    b.data(payload).encode()
+}
+
+/// What an MQTT subscriber's delivery is made of, read from a stored AMQP message.
+pub struct Outbound {
+    pub publish: Publish,
+    /// Set by an MQTT publisher: its client id (for no-local).
+    pub publisher: Option<String>,
+}
+
+/// The MQTT publish for a stored message delivered on `topic`, at most at `max_qos`.
+/// `retain` is the flag to send (retain-as-published or a retained message on subscribe
+/// decides it, see the caller); `None` leaves it to the message's own annotation.
+pub fn to_mqtt(msg: &Message, topic: &ByteStr, max_qos: QoS, v5: bool) -> Outbound {
+    let header = msg.header().unwrap_or_default();
+    let mut msg_qos = if header.durable == Some(true) {
+        QoS::AtLeastOnce
+    } else {
+        QoS::AtMostOnce
+    };
+    let mut retained = false;
+    let mut publisher = None;
+    if msg.has_message_annotations() {
+        if let Ok(Some(annotations)) = msg.message_annotations() {
+            for (k, v) in annotations {
+                match k.as_str() {
+                    QOS_ANNOTATION => {
+                        if let Some(q) = v.as_u64().and_then(|q| QoS::from_u8(q as u8)) {
+                            msg_qos = q;
+                        }
+                    }
+                    RETAIN_ANNOTATION => retained = matches!(v, Value::Bool(true)),
+                    CLIENT_ANNOTATION => publisher = v.as_str().map(str::to_string),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let payload = match msg.body() {
+        Ok(Body::Data(b)) => b,
+        Ok(Body::Value(Value::String(s))) => Bytes::from(s),
+        Ok(Body::Value(Value::Binary(b))) => b,
+        Ok(Body::Empty) => Bytes::new(),
+        _ => msg.body_bytes(),
+    };
+    let mut publish = Publish::new(topic.clone(), payload);
+    publish.qos = msg_qos.min(max_qos);
+    publish.retain = retained;
+    if v5 {
+        let p = &mut publish.properties;
+        if let Some(ttl) = header.ttl {
+            p.message_expiry_interval = Some(ttl.div_ceil(1000));
+        }
+        if let Ok(Some(props)) = msg.properties() {
+            p.content_type = props.content_type.map(|c| ByteStr::from(c.0));
+            p.response_topic = props.reply_to.map(ByteStr::from);
+            p.correlation_data = props.correlation_id.map(|c| match c {
+                Value::Binary(b) => b,
+                Value::String(s) => Bytes::from(s),
+                Value::Uuid(u) => Bytes::copy_from_slice(&u),
+                other => Bytes::from(format!("{other:?}")),
+            });
+        }
+        if let Ok(Some(app)) = msg.application_properties() {
+            for (k, v) in app {
+                let v = match v {
+                    Value::String(s) => s,
+                    Value::Symbol(s) => s.0,
+                    Value::Bool(b) => b.to_string(),
+                    other => match other.as_i64() {
+                        Some(n) => n.to_string(),
+                        None => format!("{other:?}"),
+                    },
+                };
+                p.user_properties.push((ByteStr::from(k), ByteStr::from(v)));
+            }
+        }
+    }
+    Outbound { publish, publisher }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mqtt_properties_survive_the_round_trip_through_amqp() {
+        let props = Properties {
+            content_type: Some("application/json".into()),
+            response_topic: Some("replies/1".into()),
+            correlation_data: Some(Bytes::from_static(b"\x00\x01corr")),
+            message_expiry_interval: Some(30),
+            user_properties: vec![("k".into(), "v".into()), ("k".into(), "dup".into())],
+            ..Properties::default()
+        };
+        let bytes = to_amqp(
+            "a/b",
+            QoS::AtLeastOnce,
+            true,
+            &props,
+            Bytes::from_static(b"hello"),
+            "dev-1",
+        );
+        let msg = Message::parse(bytes).expect("parse");
+        // what an AMQP consumer sees
+        assert_eq!(msg.header().expect("header").durable, Some(true));
+        assert_eq!(msg.header().expect("header").ttl, Some(30_000));
+        let p = msg.properties().expect("props").expect("some");
+        assert_eq!(p.to.as_deref(), Some("a/b"));
+        assert_eq!(p.reply_to.as_deref(), Some("replies/1"));
+        assert_eq!(
+            p.content_type.as_ref().map(|c| c.as_str()),
+            Some("application/json")
+        );
+        assert_eq!(
+            msg.application_properties().expect("app").expect("some"),
+            vec![("k".to_string(), Value::String("v".into()))]
+        );
+        // and back to MQTT
+        let out = to_mqtt(&msg, &ByteStr::from("a/b"), QoS::ExactlyOnce, true);
+        assert_eq!(out.publisher.as_deref(), Some("dev-1"));
+        let pb = out.publish;
+        assert_eq!(
+            pb.qos,
+            QoS::AtLeastOnce,
+            "the published QoS, not the subscription's"
+        );
+        assert!(pb.retain);
+        assert_eq!(pb.payload.as_ref(), b"hello");
+        assert_eq!(
+            pb.properties.content_type.as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(pb.properties.response_topic.as_deref(), Some("replies/1"));
+        assert_eq!(
+            pb.properties.correlation_data.as_deref(),
+            Some(&b"\x00\x01corr"[..])
+        );
+        assert_eq!(pb.properties.message_expiry_interval, Some(30));
+        assert_eq!(pb.properties.user_properties.len(), 1);
+        // a QoS 0 subscription downgrades
+        let out = to_mqtt(&msg, &ByteStr::from("a/b"), QoS::AtMostOnce, false);
+        assert_eq!(out.publish.qos, QoS::AtMostOnce);
+        assert!(out.publish.properties.is_empty(), "no v5 properties for v3");
+    }
+
+    #[test]
+    fn an_amqp_string_body_becomes_the_payload() {
+        let bytes = MessageBuilder::new()
+            .value(Value::String("text".into()))
+            .encode();
+        let msg = Message::parse(bytes).expect("parse");
+        let out = to_mqtt(&msg, &ByteStr::from("t"), QoS::AtLeastOnce, true);
+        assert_eq!(out.publish.payload.as_ref(), b"text");
+        assert_eq!(out.publish.qos, QoS::AtMostOnce, "not durable: QoS 0");
+    }
+}

@@ -1,0 +1,899 @@
+//! The per-connection task of an MQTT client: socket ⇄ MQTT engine ⇄ router core.
+//!
+//! Same shape as the AMQP task: one task owns the engine, reads into its input buffer,
+//! writes its output in batches, and applies the commands addresses put in its
+//! [`Outbox`]. Publishes are translated to AMQP once ([`super::bridge`]) and routed to
+//! the address named by the topic; a QoS 1/2 publish is acknowledged when the address
+//! has stored it (after the fsync for a durable copy). Subscriptions are consumers on
+//! the session's sources ([`super::session`]); deliveries are published with QoS
+//! `min(subscription, message)` and settled upstream on PUBACK/PUBREC (QoS 0: when
+//! written). Flow control: each consumer gets a credit window (the client's receive
+//! maximum for QoS > 0); deliveries beyond the engine's send credit wait in a bounded
+//! list; reading pauses while a full queue withholds room, and while output is above
+//! the high-water mark.
+
+use super::bridge;
+use super::session::{self, Session, Sessions, SubscribeError};
+use crate::auth::{self, Principal};
+use bytes::{Buf, BytesMut};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use throng_amqp::definitions::DeliveryState;
+use throng_amqp::engine::LinkId;
+use throng_amqp::message::Message;
+use throng_core::queue::{OnDurable, Queue, Stored};
+use throng_core::{Address, AddressKind, Command, ConsumerKey, Node, Op, Outbox, Outcome};
+use throng_mqtt::codec::{Connect, RetainHandling, Subscribe, Unsubscribe, Will};
+use throng_mqtt::engine::{Closed, Config, Connection, Event};
+use throng_mqtt::topic::{matches, parse_filter};
+use throng_mqtt::{ByteStr, Properties, Publish, QoS, ReasonCode, Version};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+use tracing::{debug, info, warn};
+
+/// Unwritten output above which the task stops reading and taking new deliveries.
+const HIGH_WATER: usize = 1 << 20;
+const SMALL_READ: usize = 4 * 1024;
+const LARGE_READ: usize = 64 * 1024;
+/// Credit window of a QoS 0 subscription's consumer.
+const QOS0_WINDOW: u32 = 256;
+/// The link id under which inbound publishes wait for their store outcome.
+const INBOUND: LinkId = LinkId(u32::MAX);
+/// Receive maximum the node announces: QoS 1/2 publishes a client may have unacked.
+const RECEIVE_MAXIMUM: u16 = 1024;
+
+/// A consumer on one source of a subscription.
+struct Consumer {
+    source: u64,
+    queue: Arc<Queue>,
+    key: ConsumerKey,
+    topic: ByteStr,
+    qos: QoS,
+    no_local: bool,
+    retain_as_published: bool,
+    subscription_id: Option<u32>,
+    window: u32,
+    /// Deliveries completed (written for QoS 0, acknowledged for QoS 1/2).
+    completed: u32,
+    /// The credit limit last granted.
+    limit: u32,
+}
+
+/// An outbound delivery waiting for engine send credit.
+struct Pending {
+    link: LinkId,
+    msg: Message,
+    token: u64,
+    settled: bool,
+}
+
+/// A will to publish if the connection ends without a clean DISCONNECT.
+struct PendingWill {
+    will: Will,
+    delay: u32,
+}
+
+struct Conn {
+    id: u64,
+    peer: SocketAddr,
+    node: Arc<Node>,
+    sessions: Arc<Sessions>,
+    engine: Connection,
+    outbox: Arc<Outbox>,
+    principal: Option<Principal>,
+    client_id: String,
+    session: Option<Arc<Mutex<Session>>>,
+    /// Wakes this task: session takeover (another connection took the client id).
+    kick: Arc<Notify>,
+    /// The session's notification that a source was added (a new matching topic).
+    changed: Option<Arc<Notify>>,
+    kicked: bool,
+    consumers: HashMap<LinkId, Consumer>,
+    next_link: u32,
+    /// Outbound QoS 1/2 packet id → (consumer link, queue token); `None` for retained
+    /// messages sent on subscribe (nothing upstream to settle).
+    inflight: HashMap<u16, Option<(LinkId, u64)>>,
+    pending: VecDeque<Pending>,
+    will: Option<PendingWill>,
+    /// Reading pauses until an address with no room has room again.
+    blocked: bool,
+}
+
+enum Wake {
+    Read(std::io::Result<usize>),
+    Wrote(std::io::Result<usize>),
+    Commands,
+    Timer,
+    SessionChanged,
+    Kicked,
+}
+
+/// Serves one MQTT client until it disconnects or fails.
+pub async fn serve_connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    node: Arc<Node>,
+    sessions: Arc<Sessions>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let id = node.next_connection_id();
+    let mut cfg = Config::server();
+    cfg.receive_maximum = RECEIVE_MAXIMUM;
+    let mut conn = Conn {
+        id,
+        peer,
+        node,
+        sessions,
+        engine: Connection::server(cfg, Instant::now()),
+        outbox: Arc::new(Outbox::new()),
+        principal: None,
+        client_id: String::new(),
+        session: None,
+        kick: Arc::new(Notify::new()),
+        changed: None,
+        kicked: false,
+        consumers: HashMap::new(),
+        next_link: 0,
+        inflight: HashMap::new(),
+        pending: VecDeque::new(),
+        will: None,
+        blocked: false,
+    };
+    debug!(conn = id, %peer, "mqtt connection accepted");
+    conn.run(stream).await;
+    conn.finish();
+    debug!(conn = id, %peer, "mqtt connection finished");
+}
+
+impl Conn {
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: S) {
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let mut out = BytesMut::new();
+        let mut cmds: Vec<Command> = Vec::new();
+        let outbox = self.outbox.clone();
+        let kick = self.kick.clone();
+        let mut read_size = SMALL_READ;
+        loop {
+            if self.engine.has_output() {
+                let o = self.engine.output();
+                if out.is_empty() {
+                    out = o.split();
+                } else {
+                    out.extend_from_slice(o);
+                    o.clear();
+                }
+            }
+            if self.engine.is_closed() && out.is_empty() {
+                let _ = wr.shutdown().await;
+                return;
+            }
+            let changed = self.changed.clone();
+            let deadline = self.engine.poll_timeout();
+            let can_read = out.len() < HIGH_WATER && !self.engine.is_closed() && !self.blocked;
+            let input = self.engine.input_buffer();
+            if input.capacity() - input.len() < read_size / 4 {
+                input.reserve(read_size);
+            }
+            let room = input.capacity() - input.len();
+            let wake = tokio::select! {
+                biased;
+                r = wr.write(&out), if !out.is_empty() => Wake::Wrote(r),
+                _ = kick.notified() => Wake::Kicked,
+                _ = outbox.notified(), if out.len() < HIGH_WATER => Wake::Commands,
+                r = rd.read_buf(input), if can_read => Wake::Read(r),
+                _ = wait_changed(changed) => Wake::SessionChanged,
+                _ = sleep_until(deadline), if deadline.is_some() => Wake::Timer,
+            };
+            match wake {
+                Wake::Wrote(Ok(n)) => out.advance(n),
+                Wake::Wrote(Err(e)) => {
+                    debug!(conn = self.id, "write failed: {e}");
+                    self.engine.transport_closed(Instant::now());
+                    self.handle_events();
+                    return;
+                }
+                Wake::Read(Ok(0)) => {
+                    self.engine.transport_closed(Instant::now());
+                    self.handle_events();
+                    return;
+                }
+                Wake::Read(Ok(n)) => {
+                    read_size = if n == room {
+                        LARGE_READ
+                    } else if n < SMALL_READ / 2 {
+                        SMALL_READ
+                    } else {
+                        read_size
+                    };
+                    self.engine.process_input(Instant::now());
+                    self.handle_events();
+                    let input = self.engine.input_buffer();
+                    if input.is_empty() && read_size == SMALL_READ && input.capacity() > SMALL_READ
+                    {
+                        *input = BytesMut::new();
+                    }
+                }
+                Wake::Read(Err(e)) => {
+                    debug!(conn = self.id, "read failed: {e}");
+                    self.engine.transport_closed(Instant::now());
+                    self.handle_events();
+                    return;
+                }
+                Wake::Commands => {
+                    outbox.drain_into(&mut cmds);
+                    for cmd in cmds.drain(..) {
+                        self.apply(cmd);
+                    }
+                    self.handle_events();
+                }
+                Wake::Timer => {
+                    self.engine.handle_timeout(Instant::now());
+                    self.handle_events();
+                }
+                Wake::SessionChanged => self.attach_sources(),
+                Wake::Kicked => {
+                    info!(conn = self.id, client = %self.client_id, "session taken over by a new connection");
+                    self.kicked = true;
+                    self.engine
+                        .disconnect(ReasonCode::SessionTakenOver, Properties::default());
+                    self.handle_events();
+                }
+            }
+        }
+    }
+
+    fn handle_events(&mut self) {
+        while let Some(ev) = self.engine.poll_event() {
+            match ev {
+                Event::Connect(c) => self.on_connect(*c),
+                Event::Publish(p) => self.on_publish(p),
+                Event::Acked { packet_id, .. } => self.on_acked(packet_id),
+                Event::Dropped { packet_id, .. } => self.on_acked(packet_id),
+                Event::Subscribe(s) => self.on_subscribe(s),
+                Event::Unsubscribe(u) => self.on_unsubscribe(u),
+                Event::Auth(_) => {
+                    self.engine
+                        .disconnect(ReasonCode::BadAuthenticationMethod, Properties::default());
+                }
+                Event::Closed(c) => self.on_closed(c),
+                Event::ConnAck(_) | Event::SubAck(_) | Event::UnsubAck(_) => {}
+            }
+        }
+        self.send_pending();
+    }
+
+    fn on_connect(&mut self, c: Connect) {
+        let creds = c.username.as_ref().map(|u| {
+            (
+                u.as_str().to_string(),
+                String::from_utf8_lossy(c.password.as_deref().unwrap_or_default()).into_owned(),
+            )
+        });
+        let principal = match &creds {
+            Some((u, p)) => {
+                let mut plain = Vec::with_capacity(u.len() + p.len() + 2);
+                plain.push(0);
+                plain.extend_from_slice(u.as_bytes());
+                plain.push(0);
+                plain.extend_from_slice(p.as_bytes());
+                auth::authenticate(&self.node, "PLAIN", Some(&plain), None)
+            }
+            None => auth::authenticate(&self.node, "ANONYMOUS", None, None),
+        };
+        let principal = match principal {
+            Ok(p) => p,
+            Err(reason) => {
+                warn!(conn = self.id, peer = %self.peer, client = %c.client_id.as_str(), "mqtt connection refused: {reason}");
+                let code = if creds.is_some() {
+                    ReasonCode::BadUserNameOrPassword
+                } else {
+                    ReasonCode::NotAuthorized
+                };
+                let _ = self.engine.refuse(code, Properties::default());
+                return;
+            }
+        };
+        let mut props = Properties::default();
+        let client_id = if c.client_id.is_empty() {
+            if !c.clean_start {
+                // 3.1.1: a zero-length id requires a clean session
+                let _ = self
+                    .engine
+                    .refuse(ReasonCode::ClientIdentifierNotValid, Properties::default());
+                return;
+            }
+            let id = format!("throng-{}", self.id);
+            props.assigned_client_identifier = Some(ByteStr::from(id.as_str()));
+            id
+        } else {
+            c.client_id.as_str().to_string()
+        };
+        if let Some(w) = &c.will {
+            if !may(&principal, Op::Send, w.topic.as_str()) {
+                warn!(conn = self.id, client = %client_id, topic = %w.topic.as_str(), "will refused: no send permission");
+                let _ = self
+                    .engine
+                    .refuse(ReasonCode::NotAuthorized, Properties::default());
+                return;
+            }
+            self.will = Some(PendingWill {
+                will: w.clone(),
+                delay: w.properties.will_delay_interval.unwrap_or(0),
+            });
+        }
+        let expiry = match c.version {
+            Version::V5 => c.properties.session_expiry_interval.unwrap_or(0),
+            _ if c.clean_start => 0,
+            _ => u32::MAX,
+        };
+        let opened = self.sessions.open(
+            &principal.tenant,
+            &client_id,
+            self.id,
+            self.kick.clone(),
+            c.clean_start,
+        );
+        {
+            let mut s = session::lock(&opened.session);
+            s.expiry = expiry;
+            self.changed = Some(s.changed.clone());
+        }
+        info!(conn = self.id, peer = %self.peer, tenant = principal.tenant.name(), client = %client_id, version = ?c.version, resumed = opened.present, "mqtt connection opened");
+        self.client_id = client_id;
+        self.principal = Some(principal);
+        self.session = Some(opened.session);
+        props.retain_available = Some(true);
+        props.wildcard_subscription_available = Some(true);
+        props.shared_subscription_available = Some(true);
+        props.subscription_identifier_available = Some(true);
+        if self.engine.accept(opened.present, props).is_err() {
+            return;
+        }
+        self.attach_sources();
+    }
+
+    /// Attaches a consumer to every source of the session that has none yet.
+    fn attach_sources(&mut self) {
+        let Some(s) = self.session.clone() else {
+            return;
+        };
+        let s = session::lock(&s);
+        let attached: std::collections::HashSet<u64> =
+            self.consumers.values().map(|c| c.source).collect();
+        let peer_max = self.engine.peer_receive_maximum().max(1) as u32;
+        let mut added = Vec::new();
+        for sub in s.subscriptions.values() {
+            for src in &sub.sources {
+                if attached.contains(&src.id) {
+                    continue;
+                }
+                let link = LinkId(self.next_link);
+                self.next_link = self.next_link.wrapping_add(1) % (u32::MAX - 1);
+                let presettled = sub.options.qos == QoS::AtMostOnce;
+                let key = src
+                    .queue
+                    .add_consumer(self.outbox.clone(), link, presettled);
+                let window = if presettled { QOS0_WINDOW } else { peer_max };
+                self.consumers.insert(
+                    link,
+                    Consumer {
+                        source: src.id,
+                        queue: src.queue.clone(),
+                        key,
+                        topic: src.topic.clone(),
+                        qos: sub.options.qos,
+                        no_local: sub.options.no_local,
+                        retain_as_published: sub.options.retain_as_published,
+                        subscription_id: sub.id,
+                        window,
+                        completed: 0,
+                        limit: window,
+                    },
+                );
+                added.push((src.queue.clone(), key, window));
+            }
+        }
+        drop(s);
+        for (q, key, window) in added {
+            q.flow(key, window, false);
+        }
+    }
+
+    fn on_subscribe(&mut self, sub: Subscribe) {
+        let Some(session) = self.session.clone() else {
+            return;
+        };
+        let v5 = self.engine.version() == Version::V5;
+        let id = sub.properties.subscription_identifiers.first().copied();
+        let mut reasons = Vec::with_capacity(sub.filters.len());
+        let mut retained_for: Vec<(String, QoS)> = Vec::new();
+        for (raw, options) in &sub.filters {
+            let spec = match parse_filter(raw.as_str()) {
+                Ok(spec) => spec,
+                Err(e) => {
+                    reasons.push(e.filter_reason());
+                    continue;
+                }
+            };
+            let allowed = self
+                .principal
+                .as_ref()
+                .is_some_and(|p| may(p, Op::Recv, spec.filter));
+            if !allowed {
+                warn!(conn = self.id, client = %self.client_id, filter = %raw.as_str(), "subscription refused: no recv permission");
+                reasons.push(ReasonCode::NotAuthorized);
+                continue;
+            }
+            match Session::subscribe(
+                &session,
+                raw.as_str(),
+                spec.filter,
+                spec.share_group,
+                *options,
+                id,
+            ) {
+                Ok(existed) => {
+                    let send_retained = spec.share_group.is_none()
+                        && match options.retain_handling {
+                            RetainHandling::OnSubscribe => true,
+                            RetainHandling::OnNewSubscription => !existed,
+                            RetainHandling::Never => false,
+                        };
+                    if send_retained {
+                        retained_for.push((spec.filter.to_string(), options.qos));
+                    }
+                    reasons.push(ReasonCode::granted(options.qos));
+                }
+                Err(SubscribeError::NotFound) => {
+                    warn!(conn = self.id, client = %self.client_id, filter = %raw.as_str(), "subscription refused: no such address");
+                    reasons.push(ReasonCode::UnspecifiedError);
+                }
+                Err(SubscribeError::Unsupported) => {
+                    warn!(conn = self.id, client = %self.client_id, filter = %raw.as_str(), "subscription refused: address type not available to MQTT");
+                    reasons.push(ReasonCode::ImplementationSpecificError);
+                }
+            }
+        }
+        let _ = self
+            .engine
+            .suback(sub.packet_id, reasons, Properties::default());
+        self.attach_sources();
+        // retained messages after the SUBACK
+        let Some(tenant) = self.principal.as_ref().map(|p| p.tenant.clone()) else {
+            return;
+        };
+        for (filter, qos) in retained_for {
+            for (topic, msg) in tenant.retained_matching(|t| matches(&filter, t)) {
+                let mut out =
+                    bridge::to_mqtt(&msg, &ByteStr::from(topic.as_str()), qos, v5).publish;
+                out.retain = true;
+                if let Some(i) = id.filter(|_| v5) {
+                    out.properties.subscription_identifiers = vec![i];
+                }
+                let q = out.qos;
+                match self.engine.publish(out) {
+                    Ok(pid) if q != QoS::AtMostOnce => {
+                        self.inflight.insert(pid, None);
+                    }
+                    Ok(_) => {}
+                    Err(e) => debug!(conn = self.id, "retained message not sent: {e}"),
+                }
+            }
+        }
+    }
+
+    fn on_unsubscribe(&mut self, u: Unsubscribe) {
+        let Some(session) = self.session.clone() else {
+            return;
+        };
+        let mut reasons = Vec::with_capacity(u.filters.len());
+        for f in &u.filters {
+            let sources = {
+                let s = session::lock(&session);
+                s.subscriptions
+                    .get(f.as_str())
+                    .map(|sub| sub.sources.iter().map(|s| s.id).collect::<Vec<_>>())
+            };
+            match sources {
+                Some(ids) => {
+                    self.detach_sources(&ids);
+                    session::lock(&session).unsubscribe(f.as_str());
+                    reasons.push(ReasonCode::Success);
+                }
+                None => reasons.push(ReasonCode::NoSubscriptionExisted),
+            }
+        }
+        let _ = self
+            .engine
+            .unsuback(u.packet_id, reasons, Properties::default());
+    }
+
+    /// Removes the consumers of the given sources (their unsettled messages go back).
+    fn detach_sources(&mut self, ids: &[u64]) {
+        let links: Vec<LinkId> = self
+            .consumers
+            .iter()
+            .filter(|(_, c)| ids.contains(&c.source))
+            .map(|(l, _)| *l)
+            .collect();
+        for l in links {
+            if let Some(c) = self.consumers.remove(&l) {
+                c.queue.remove_consumer(c.key);
+            }
+            self.inflight
+                .retain(|_, v| !matches!(v, Some((link, _)) if *link == l));
+            self.pending.retain(|p| p.link != l);
+        }
+    }
+
+    fn on_publish(&mut self, p: Publish) {
+        let Some(principal) = self.principal.clone() else {
+            return;
+        };
+        let topic = p.topic.as_str();
+        let qos = p.qos;
+        let v5 = self.engine.version() == Version::V5;
+        if !may(&principal, Op::Send, topic) {
+            warn!(conn = self.id, client = %self.client_id, topic, "publish refused: no send permission");
+            if v5 || qos == QoS::AtMostOnce {
+                if qos != QoS::AtMostOnce {
+                    let _ = self
+                        .engine
+                        .ack_publish(p.packet_id, ReasonCode::NotAuthorized);
+                }
+            } else {
+                // 3.1.1 cannot refuse a publish: close (MQTT-3.3.5-2)
+                self.engine
+                    .disconnect(ReasonCode::NotAuthorized, Properties::default());
+            }
+            return;
+        }
+        let bytes = bridge::to_amqp(
+            topic,
+            qos,
+            p.retain,
+            &p.properties,
+            p.payload.clone(),
+            &self.client_id,
+        );
+        let msg = match Message::parse(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(conn = self.id, "cannot build the AMQP message: {e}");
+                if qos != QoS::AtMostOnce {
+                    let _ = self
+                        .engine
+                        .ack_publish(p.packet_id, ReasonCode::UnspecifiedError);
+                }
+                return;
+            }
+        };
+        if p.retain {
+            let tenant = &principal.tenant;
+            if p.payload.is_empty() {
+                tenant.set_retained(topic, None);
+            } else {
+                tenant.set_retained(topic, Some(msg.clone()));
+            }
+        }
+        let outcome = self.route(&principal, topic, msg, qos, p.packet_id);
+        if qos == QoS::AtMostOnce {
+            return;
+        }
+        if let Some(reason) = outcome {
+            let _ = self.engine.ack_publish(p.packet_id, reason);
+        }
+    }
+
+    /// Stores or forwards a message to the address `topic`; returns the reason code to
+    /// acknowledge with now, or `None` when the outcome arrives later as a command.
+    fn route(
+        &mut self,
+        principal: &Principal,
+        topic: &str,
+        msg: Message,
+        qos: QoS,
+        packet_id: u16,
+    ) -> Option<ReasonCode> {
+        let outbox = self.outbox.clone();
+        let make = move || -> OnDurable {
+            let outbox = outbox.clone();
+            Box::new(move || {
+                outbox.push(Command::Outcome {
+                    link: INBOUND,
+                    delivery_id: packet_id as u32,
+                    state: DeliveryState::Accepted,
+                })
+            })
+        };
+        let wants_ack = qos != QoS::AtMostOnce;
+        let on_durable = wants_ack.then_some(&make as &dyn Fn() -> OnDurable);
+        let stored = |conn: &mut Conn, stored: Stored, room: Option<Arc<Queue>>| {
+            if let Some(q) = room {
+                conn.blocked = true;
+                q.notify_when_space(conn.outbox.clone(), INBOUND);
+            }
+            match stored {
+                Stored::Now => Some(ReasonCode::Success),
+                Stored::WhenDurable => None,
+                Stored::Failed => Some(ReasonCode::UnspecifiedError),
+                Stored::Full => Some(ReasonCode::QuotaExceeded),
+            }
+        };
+        match principal.tenant.resolve(topic, AddressKind::Topic) {
+            Some(Address::Topic(t)) => {
+                let (s, full) = t.publish_durably(msg, on_durable);
+                stored(self, s, full)
+            }
+            Some(Address::Queue(q)) => {
+                let (s, room) = q.publish_durably(msg, on_durable);
+                let full = (!room && !q.rejects_when_full()).then(|| q.clone());
+                stored(self, s, full)
+            }
+            Some(Address::Multicast(m)) => {
+                if m.publish((&self.outbox, INBOUND), msg) == 0 {
+                    Some(ReasonCode::NoMatchingSubscribers)
+                } else {
+                    Some(ReasonCode::Success)
+                }
+            }
+            Some(Address::Anycast(a)) => {
+                let origin = wants_ack.then(|| throng_core::anycast::Origin {
+                    outbox: self.outbox.clone(),
+                    link: INBOUND,
+                    delivery_id: packet_id as u32,
+                });
+                match a.publish((&self.outbox, INBOUND), msg, origin) {
+                    throng_core::anycast::Forwarded::Accepted => Some(ReasonCode::Success),
+                    throng_core::anycast::Forwarded::Pending => None,
+                    throng_core::anycast::Forwarded::NoConsumer => {
+                        Some(ReasonCode::NoMatchingSubscribers)
+                    }
+                }
+            }
+            None => {
+                warn!(conn = self.id, client = %self.client_id, topic, "publish to an unknown address refused (the tenant does not create addresses on first use)");
+                Some(ReasonCode::TopicNameInvalid)
+            }
+        }
+    }
+
+    fn apply(&mut self, cmd: Command) {
+        match cmd {
+            Command::Deliver {
+                link,
+                msg,
+                token,
+                settled,
+                ..
+            } => {
+                self.pending.push_back(Pending {
+                    link,
+                    msg,
+                    token,
+                    settled,
+                });
+            }
+            Command::Outcome {
+                link: INBOUND,
+                delivery_id,
+                state,
+            } => {
+                let reason = match state {
+                    DeliveryState::Accepted => ReasonCode::Success,
+                    DeliveryState::Rejected(_) => ReasonCode::UnspecifiedError,
+                    _ => ReasonCode::NoMatchingSubscribers,
+                };
+                let _ = self.engine.ack_publish(delivery_id as u16, reason);
+            }
+            Command::Unblocked { link: INBOUND } => self.blocked = false,
+            Command::Outcome { .. }
+            | Command::Unblocked { .. }
+            | Command::SetCredit { .. }
+            | Command::Drained { .. } => {}
+            Command::Detach { link, .. } => {
+                if let Some(c) = self.consumers.remove(&link) {
+                    c.queue.remove_consumer(c.key);
+                }
+            }
+        }
+    }
+
+    /// Publishes waiting deliveries while the engine has send credit.
+    fn send_pending(&mut self) {
+        let v5 = self.engine.version() == Version::V5;
+        while let Some(front) = self.pending.front() {
+            let Some(c) = self.consumers.get(&front.link) else {
+                self.pending.pop_front();
+                continue;
+            };
+            let out = bridge::to_mqtt(&front.msg, &c.topic, c.qos, v5);
+            let mut publish = out.publish;
+            if c.no_local && out.publisher.as_deref() == Some(self.client_id.as_str()) {
+                // the client's own message: consumed without sending it back
+                if let Some(p) = self.pending.pop_front() {
+                    self.complete(p.link, p.token, p.settled);
+                }
+                continue;
+            }
+            if publish.qos != QoS::AtMostOnce && !self.engine.can_send() {
+                return;
+            }
+            if !c.retain_as_published {
+                publish.retain = false;
+            }
+            if let Some(id) = c.subscription_id.filter(|_| v5) {
+                publish.properties.subscription_identifiers = vec![id];
+            }
+            let qos = publish.qos;
+            let Some(p) = self.pending.pop_front() else {
+                return;
+            };
+            match self.engine.publish(publish) {
+                Ok(pid) if qos != QoS::AtMostOnce => {
+                    self.inflight.insert(pid, Some((p.link, p.token)));
+                }
+                Ok(_) => self.complete(p.link, p.token, p.settled),
+                Err(throng_mqtt::engine::EngineError::PacketTooLarge { size, max }) => {
+                    // MQTT-3.1.2-25: a message too large for the client is discarded
+                    // as if delivered
+                    debug!(
+                        conn = self.id,
+                        size, max, "message larger than the client accepts, dropped"
+                    );
+                    self.complete(p.link, p.token, p.settled);
+                }
+                Err(e) => {
+                    debug!(conn = self.id, "delivery not sent: {e}");
+                    if let Some(c) = self.consumers.get(&p.link) {
+                        if !p.settled {
+                            c.queue.settle(c.key, p.token, Outcome::Released);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A delivery is done: settle it upstream and top the consumer's credit up.
+    fn complete(&mut self, link: LinkId, token: u64, settled: bool) {
+        let Some(c) = self.consumers.get_mut(&link) else {
+            return;
+        };
+        if !settled {
+            c.queue.settle(c.key, token, Outcome::Accepted);
+        }
+        c.completed = c.completed.wrapping_add(1);
+        if c.limit.wrapping_sub(c.completed) <= c.window / 2 {
+            c.limit = c.completed.wrapping_add(c.window);
+            c.queue.flow(c.key, c.limit, false);
+        }
+    }
+
+    fn on_acked(&mut self, packet_id: u16) {
+        if let Some(Some((link, token))) = self.inflight.remove(&packet_id) {
+            self.complete(link, token, false);
+        }
+    }
+
+    fn on_closed(&mut self, c: Closed) {
+        match c.initiator {
+            throng_mqtt::engine::Initiator::Peer => {
+                debug!(conn = self.id, client = %self.client_id, reason = ?c.reason, "mqtt client disconnected: {}", c.detail)
+            }
+            throng_mqtt::engine::Initiator::Local => {
+                info!(conn = self.id, peer = %self.peer, client = %self.client_id, reason = ?c.reason, "mqtt connection closed: {}", c.detail)
+            }
+        }
+        if let (Some(d), Some(s)) = (&c.disconnect, &self.session) {
+            if let Some(e) = d.properties.session_expiry_interval {
+                session::lock(s).expiry = e;
+            }
+        }
+        if !c.publish_will {
+            self.will = None;
+        }
+    }
+
+    /// The connection is over: consumers go (their unsettled messages return to their
+    /// queues), the session ends or waits for the client, the will is published.
+    fn finish(&mut self) {
+        let links: Vec<LinkId> = self.consumers.keys().copied().collect();
+        for l in links {
+            if let Some(c) = self.consumers.remove(&l) {
+                c.queue.remove_consumer(c.key);
+            }
+        }
+        let Some(principal) = self.principal.clone() else {
+            return;
+        };
+        let epoch = self
+            .sessions
+            .release(principal.tenant.name(), &self.client_id, self.id);
+        let Some(w) = self.will.take() else {
+            return;
+        };
+        let will = w.will;
+        let bytes = bridge::to_amqp(
+            will.topic.as_str(),
+            will.qos,
+            will.retain,
+            &will.properties,
+            will.payload.clone(),
+            &self.client_id,
+        );
+        let Ok(msg) = Message::parse(bytes) else {
+            return;
+        };
+        let topic = will.topic.as_str().to_string();
+        let retain = will.retain;
+        let publish = move |principal: &Principal| {
+            info!(tenant = principal.tenant.name(), topic = %topic, "publishing will");
+            if retain {
+                principal.tenant.set_retained(&topic, Some(msg.clone()));
+            }
+            publish_detached(principal, &topic, msg.clone());
+        };
+        if w.delay == 0 {
+            publish(&principal);
+            return;
+        }
+        // delayed: only if the session is not resumed meanwhile (MQTT-3.1.3-9)
+        let sessions = self.sessions.clone();
+        let client = self.client_id.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(w.delay as u64)).await;
+            let unresumed = match epoch {
+                Some(e) => sessions.unheld_since(principal.tenant.name(), &client, e),
+                None => false,
+            };
+            if unresumed {
+                publish(&principal);
+            }
+        });
+    }
+}
+
+/// Publishes a message with no connection to answer (wills).
+fn publish_detached(principal: &Principal, topic: &str, msg: Message) {
+    match principal.tenant.resolve(topic, AddressKind::Topic) {
+        Some(Address::Topic(t)) => {
+            t.publish(msg);
+        }
+        Some(Address::Queue(q)) => {
+            q.publish(msg);
+        }
+        Some(Address::Multicast(m)) => {
+            let scratch = Arc::new(Outbox::new());
+            m.publish((&scratch, INBOUND), msg);
+        }
+        Some(Address::Anycast(a)) => {
+            let scratch = Arc::new(Outbox::new());
+            a.publish((&scratch, INBOUND), msg, None);
+        }
+        None => warn!(topic, "will not published: unknown address"),
+    }
+}
+
+/// Whether the principal may do `op` on `address` (anonymous access allows everything
+/// the tenant allows).
+fn may(p: &Principal, op: Op, address: &str) -> bool {
+    p.user.as_ref().is_none_or(|u| u.may(op, address))
+}
+
+async fn wait_changed(n: Option<Arc<Notify>>) {
+    match n {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,389 @@
+//! MQTT sessions: a client's subscriptions, kept while it is away when it asked for a
+//! persistent session, and the registry that finds a session by client id (resumption,
+//! takeover).
+//!
+//! A subscription is a set of *sources*, one per address it matches: for a topic, a
+//! subscription queue of its own on that topic (so every source knows the topic name to
+//! publish on, and MQTT's per-topic order is the queue's order); for an existing queue
+//! address named exactly, the queue itself (its consumers compete). A wildcard filter
+//! gets a source on every matching topic, and on each matching topic created later (a
+//! tenant topic watcher). Shared subscriptions (`$share/GROUP/FILTER`) use one shared
+//! queue per group and topic, so the group's members compete for each message.
+//!
+//! While the client is connected its connection attaches a consumer to every source;
+//! while it is away the queues keep collecting (persistent sessions only).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use throng_core::queue::Queue;
+use throng_core::topic::Topic;
+use throng_core::{Address, AddressKind, Tenant};
+use throng_mqtt::codec::SubscriptionOptions;
+use throng_mqtt::topic::{has_wildcard, matches};
+use throng_mqtt::ByteStr;
+use tokio::sync::Notify;
+
+/// Where a source's messages come from, and how to let go of it.
+pub enum SourceKind {
+    /// A subscription queue of our own on a topic.
+    Topic(Arc<Topic>),
+    /// A shared subscription's queue on a topic (name of the share).
+    Shared(Arc<Topic>, String),
+    /// An existing queue address, consumed directly.
+    Queue,
+}
+
+/// One address a subscription receives from.
+pub struct Source {
+    /// Unique within the session.
+    pub id: u64,
+    /// The topic name deliveries are published on.
+    pub topic: ByteStr,
+    pub queue: Arc<Queue>,
+    pub kind: SourceKind,
+}
+
+impl Source {
+    fn release(&self) {
+        match &self.kind {
+            SourceKind::Topic(t) => t.unsubscribe(&self.queue),
+            SourceKind::Shared(t, name) => t.leave_shared(name),
+            SourceKind::Queue => {}
+        }
+    }
+}
+
+/// One SUBSCRIBE filter and what it receives from.
+pub struct Subscription {
+    /// The filter without a `$share/GROUP/` prefix.
+    pub filter: String,
+    /// The share group, for `$share/GROUP/FILTER`.
+    pub share: Option<String>,
+    pub options: SubscriptionOptions,
+    /// v5 subscription identifier, sent back with every message.
+    pub id: Option<u32>,
+    pub sources: Vec<Source>,
+}
+
+/// Why a filter could not be subscribed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscribeError {
+    /// The filter names an address that does not exist and the tenant does not create
+    /// addresses on first use.
+    NotFound,
+    /// The filter names an address of a type MQTT cannot subscribe to (anycast,
+    /// multicast).
+    Unsupported,
+}
+
+/// A client's session state.
+pub struct Session {
+    pub tenant: Arc<Tenant>,
+    /// By the filter as the client gave it (with any `$share/GROUP/` prefix).
+    pub subscriptions: BTreeMap<String, Subscription>,
+    next_source: u64,
+    /// The tenant topic watcher, while the session has wildcard subscriptions.
+    watcher: Option<u64>,
+    /// Told when a source is added outside the connection's own calls (a new topic
+    /// matched a wildcard filter).
+    pub changed: Arc<Notify>,
+    /// Inbound QoS 2 packet ids received and not yet released (survive reconnects).
+    pub inbound_qos2: Vec<u16>,
+    /// Seconds the session outlives its connection (`u32::MAX`: forever, as MQTT 3.1.1
+    /// persistent sessions; 0: ends with the connection).
+    pub expiry: u32,
+}
+
+impl Session {
+    fn new(tenant: Arc<Tenant>) -> Self {
+        Session {
+            tenant,
+            subscriptions: BTreeMap::new(),
+            next_source: 1,
+            watcher: None,
+            changed: Arc::new(Notify::new()),
+            inbound_qos2: Vec::new(),
+            expiry: 0,
+        }
+    }
+
+    /// Subscribes `key` (the filter as given); a subscription of that filter replaces the
+    /// previous one's options and keeps its sources. Returns whether it already existed.
+    pub fn subscribe(
+        this: &Arc<Mutex<Session>>,
+        key: &str,
+        filter: &str,
+        share: Option<&str>,
+        options: SubscriptionOptions,
+        id: Option<u32>,
+    ) -> Result<bool, SubscribeError> {
+        let tenant = lock(this).tenant.clone();
+        // resolved before locking: creating a topic calls the watchers, ours included
+        let address = if has_wildcard(filter) {
+            None
+        } else {
+            Some(
+                tenant
+                    .resolve(filter, AddressKind::Topic)
+                    .ok_or(SubscribeError::NotFound)?,
+            )
+        };
+        let mut s = lock(this);
+        if let Some(existing) = s.subscriptions.get_mut(key) {
+            existing.options = options;
+            existing.id = id;
+            return Ok(true);
+        }
+        let mut sub = Subscription {
+            filter: filter.to_string(),
+            share: share.map(str::to_string),
+            options,
+            id,
+            sources: Vec::new(),
+        };
+        match address {
+            None => {
+                s.ensure_watcher(this);
+                // after the watcher: a topic created meanwhile is seen twice, never missed
+                for t in tenant.topics() {
+                    if matches(filter, t.name()) {
+                        s.add_topic_source(&mut sub, &t);
+                    }
+                }
+            }
+            Some(Address::Topic(t)) => s.add_topic_source(&mut sub, &t),
+            Some(Address::Queue(q)) => {
+                let id = s.next_id();
+                sub.sources.push(Source {
+                    id,
+                    topic: ByteStr::from(filter),
+                    queue: q,
+                    kind: SourceKind::Queue,
+                });
+            }
+            Some(_) => return Err(SubscribeError::Unsupported),
+        }
+        s.subscriptions.insert(key.to_string(), sub);
+        Ok(false)
+    }
+
+    /// Ends the subscription `key`; returns the ids of the sources it had (the
+    /// connection removes their consumers first).
+    pub fn unsubscribe(&mut self, key: &str) -> Option<Vec<u64>> {
+        let sub = self.subscriptions.remove(key)?;
+        let ids = sub.sources.iter().map(|s| s.id).collect();
+        for s in &sub.sources {
+            s.release();
+        }
+        if !self.subscriptions.keys().any(|k| has_wildcard(k)) {
+            if let Some(w) = self.watcher.take() {
+                self.tenant.unwatch_topics(w);
+            }
+        }
+        Some(ids)
+    }
+
+    /// Ends every subscription (the session is over).
+    pub fn clear(&mut self) {
+        let keys: Vec<String> = self.subscriptions.keys().cloned().collect();
+        for k in keys {
+            self.unsubscribe(&k);
+        }
+        if let Some(w) = self.watcher.take() {
+            self.tenant.unwatch_topics(w);
+        }
+    }
+
+    fn next_id(&mut self) -> u64 {
+        let id = self.next_source;
+        self.next_source += 1;
+        id
+    }
+
+    fn add_topic_source(&mut self, sub: &mut Subscription, t: &Arc<Topic>) {
+        if sub.sources.iter().any(|s| s.topic.as_str() == t.name()) {
+            return;
+        }
+        let id = self.next_id();
+        let (queue, kind) = match &sub.share {
+            Some(group) => {
+                let name = format!("$share/{group}/{}", sub.filter);
+                (t.join_shared(&name), SourceKind::Shared(t.clone(), name))
+            }
+            None => (t.subscribe(), SourceKind::Topic(t.clone())),
+        };
+        sub.sources.push(Source {
+            id,
+            topic: ByteStr::from(t.name()),
+            queue,
+            kind,
+        });
+    }
+
+    fn ensure_watcher(&mut self, this: &Arc<Mutex<Session>>) {
+        if self.watcher.is_some() {
+            return;
+        }
+        let weak: Weak<Mutex<Session>> = Arc::downgrade(this);
+        self.watcher = Some(self.tenant.watch_topics(Arc::new(move |t: &Arc<Topic>| {
+            if let Some(session) = weak.upgrade() {
+                lock(&session).topic_created(t);
+            }
+        })));
+    }
+
+    /// A topic was created: every wildcard subscription it matches gets a source.
+    fn topic_created(&mut self, t: &Arc<Topic>) {
+        let keys: Vec<String> = self
+            .subscriptions
+            .iter()
+            .filter(|(_, s)| has_wildcard(&s.filter) && matches(&s.filter, t.name()))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if keys.is_empty() {
+            return;
+        }
+        for k in keys {
+            if let Some(mut sub) = self.subscriptions.remove(&k) {
+                self.add_topic_source(&mut sub, t);
+                self.subscriptions.insert(k, sub);
+            }
+        }
+        self.changed.notify_one();
+    }
+}
+
+/// Locks a session (a panic elsewhere leaves it usable: its state stays consistent).
+pub fn lock(s: &Mutex<Session>) -> MutexGuard<'_, Session> {
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Who holds a session now.
+struct Holder {
+    conn: u64,
+    /// Closes the holder's connection (session takeover).
+    kick: Arc<Notify>,
+}
+
+struct Entry {
+    session: Arc<Mutex<Session>>,
+    holder: Option<Holder>,
+    /// Bumped whenever the session is taken or released, so a stale expiry timer or
+    /// delayed will can tell it lost the race.
+    epoch: u64,
+}
+
+/// Every MQTT session of the node, by tenant and client id.
+#[derive(Default)]
+pub struct Sessions {
+    entries: Mutex<HashMap<(String, String), Entry>>,
+}
+
+/// What [`Sessions::open`] found.
+pub struct Opened {
+    pub session: Arc<Mutex<Session>>,
+    /// An earlier session was resumed (CONNACK session-present).
+    pub present: bool,
+}
+
+impl Sessions {
+    fn entries(&self) -> MutexGuard<'_, HashMap<(String, String), Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the session of `client_id` for connection `conn`: a connection holding it
+    /// is kicked (takeover); `clean` discards any earlier state.
+    pub fn open(
+        &self,
+        tenant: &Arc<Tenant>,
+        client_id: &str,
+        conn: u64,
+        kick: Arc<Notify>,
+        clean: bool,
+    ) -> Opened {
+        let key = (tenant.name().to_string(), client_id.to_string());
+        let mut entries = self.entries();
+        if let Some(e) = entries.get_mut(&key) {
+            if let Some(h) = e.holder.take() {
+                h.kick.notify_one();
+            }
+            e.epoch += 1;
+            e.holder = Some(Holder { conn, kick });
+            if clean {
+                let mut s = lock(&e.session);
+                s.clear();
+                s.inbound_qos2.clear();
+                drop(s);
+                e.session = Arc::new(Mutex::new(Session::new(tenant.clone())));
+            }
+            return Opened {
+                session: e.session.clone(),
+                present: !clean,
+            };
+        }
+        let session = Arc::new(Mutex::new(Session::new(tenant.clone())));
+        entries.insert(
+            key,
+            Entry {
+                session: session.clone(),
+                holder: Some(Holder { conn, kick }),
+                epoch: 1,
+            },
+        );
+        Opened {
+            session,
+            present: false,
+        }
+    }
+
+    /// Connection `conn` is done with the session: it ends now (expiry 0) or after its
+    /// expiry interval, unless a connection takes it first. Returns the epoch of the
+    /// release, for delayed work that must not outlive a takeover.
+    pub fn release(self: &Arc<Self>, tenant: &str, client_id: &str, conn: u64) -> Option<u64> {
+        let key = (tenant.to_string(), client_id.to_string());
+        let mut entries = self.entries();
+        let e = entries.get_mut(&key)?;
+        if e.holder.as_ref().map(|h| h.conn) != Some(conn) {
+            return None; // taken over: the new holder owns it
+        }
+        e.holder = None;
+        e.epoch += 1;
+        let epoch = e.epoch;
+        let expiry = lock(&e.session).expiry;
+        if expiry == 0 {
+            if let Some(e) = entries.remove(&key) {
+                lock(&e.session).clear();
+            }
+        } else if expiry != u32::MAX {
+            let me = Arc::clone(self);
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_secs(expiry as u64)).await;
+                    me.expire(&key, epoch);
+                });
+            }
+        }
+        Some(epoch)
+    }
+
+    /// Whether the session is still unheld at `epoch` (nothing resumed it since).
+    pub fn unheld_since(&self, tenant: &str, client_id: &str, epoch: u64) -> bool {
+        let key = (tenant.to_string(), client_id.to_string());
+        match self.entries().get(&key) {
+            Some(e) => e.holder.is_none() && e.epoch == epoch,
+            None => true,
+        }
+    }
+
+    fn expire(&self, key: &(String, String), epoch: u64) {
+        let mut entries = self.entries();
+        if entries
+            .get(key)
+            .is_some_and(|e| e.holder.is_none() && e.epoch == epoch)
+        {
+            if let Some(e) = entries.remove(key) {
+                lock(&e.session).clear();
+            }
+        }
+    }
+}

@@ -1,0 +1,412 @@
+"""MQTT 3.1.1 and 5.0 with paho-mqtt and mosquitto_pub/_sub, and MQTT <-> AMQP bridging
+with python-qpid-proton, against the built binary (every server also listens for MQTT)."""
+
+import queue
+import shutil
+import socket
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import pytest
+from proton import Data, Message
+from proton.reactor import LinkOption
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+TIMEOUT = 10
+
+
+class TopicTarget(LinkOption):
+    """An AMQP sender whose target carries the capability `topic` (creates a topic, not a
+    queue, when the address does not exist yet)."""
+
+    def apply(self, link):
+        caps = link.target.capabilities
+        caps.put_array(False, Data.SYMBOL)
+        caps.enter()
+        caps.put_symbol("topic")
+        caps.exit()
+
+
+class Client:
+    """A paho client on its own network thread; messages land in a queue."""
+
+    def __init__(self, port, version=5, client_id=None, clean=True, will=None, username=None,
+                 password=None, session_expiry=None):
+        self.version = version
+        proto = mqtt.MQTTv5 if version == 5 else mqtt.MQTTv311
+        self.id = client_id or f"py-{uuid.uuid4().hex[:8]}"
+        kwargs = {}
+        if version != 5:
+            kwargs["clean_session"] = clean
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.id, protocol=proto,
+                             reconnect_on_failure=False, **kwargs)
+        self.messages = queue.Queue()
+        self.connack = queue.Queue()
+        self.subacks = queue.Queue()
+        self.disconnects = queue.Queue()
+        self.c.on_message = lambda c, u, m: self.messages.put(m)
+        self.c.on_connect = lambda c, u, f, rc, p: self.connack.put((f, rc))
+        self.c.on_subscribe = lambda c, u, mid, rcs, p: self.subacks.put(rcs)
+        self.c.on_disconnect = lambda c, u, f, rc, p: self.disconnects.put(rc)
+        if username:
+            self.c.username_pw_set(username, password)
+        if will:
+            self.c.will_set(*will)
+        props = None
+        if version == 5:
+            props = Properties(PacketTypes.CONNECT)
+            if session_expiry is not None:
+                props.SessionExpiryInterval = session_expiry
+        connect_kwargs = {"properties": props} if version == 5 else {}
+        if version == 5:
+            connect_kwargs["clean_start"] = clean
+        self.c.connect("127.0.0.1", port, keepalive=30, **connect_kwargs)
+        self.c.loop_start()
+        self.flags, self.rc = self.connack.get(timeout=TIMEOUT)
+
+    def subscribe(self, topic, qos=1, **kwargs):
+        self.c.subscribe(topic, qos, **kwargs)
+        return self.subacks.get(timeout=TIMEOUT)
+
+    def publish(self, topic, payload, qos=1, retain=False, properties=None):
+        info = self.c.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        if qos > 0:
+            info.wait_for_publish(timeout=TIMEOUT)
+            assert info.is_published(), f"publish to {topic} not acknowledged"
+        return info
+
+    def get(self, timeout=TIMEOUT):
+        return self.messages.get(timeout=timeout)
+
+    def nothing(self, wait=0.5):
+        try:
+            m = self.messages.get(timeout=wait)
+        except queue.Empty:
+            return True
+        raise AssertionError(f"unexpected message on {m.topic}: {m.payload!r}")
+
+    def close(self):
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+@pytest.fixture
+def clients(server):
+    made = []
+
+    def make(**kwargs):
+        c = Client(server.mqtt_port, **kwargs)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        try:
+            c.close()
+        except Exception:
+            pass
+
+
+@pytest.mark.parametrize("version", [4, 5])
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_wildcards_and_qos(clients, version, qos):
+    sub = clients(version=version)
+    assert [int(getattr(r, "value", r)) for r in sub.subscribe("home/+/temp", qos=qos)] == [qos]
+    sub2 = clients(version=version)
+    sub2.subscribe("home/#", qos=qos)
+    pub = clients(version=version)
+    # the topics do not exist yet: wildcard subscriptions reach topics created later
+    pub.publish("home/kitchen/temp", b"21.5", qos=qos)
+    pub.publish("home/kitchen/humidity", b"40", qos=qos)
+    pub.publish("office/desk/temp", b"19", qos=qos)
+    m = sub.get()
+    assert (m.topic, m.payload, m.qos) == ("home/kitchen/temp", b"21.5", qos)
+    got = sorted((m.topic, m.payload) for m in (sub2.get(), sub2.get()))
+    assert got == [("home/kitchen/humidity", b"40"), ("home/kitchen/temp", b"21.5")]
+    sub.nothing()
+    sub2.nothing(0.2)
+
+
+def test_dollar_topics_are_not_matched_by_leading_wildcards(clients):
+    sub = clients()
+    sub.subscribe("#")
+    sub.subscribe("+/status")
+    pub = clients()
+    pub.publish("$SYS/status", b"internal")
+    pub.publish("dev/status", b"ok")
+    # overlapping subscriptions: one copy per matching subscription (MQTT allows it,
+    # as mosquitto does); never the $SYS one
+    assert [sub.get().topic, sub.get().topic] == ["dev/status", "dev/status"]
+    sub.nothing(0.3)
+
+
+def test_order_is_kept_per_topic_and_qos_is_downgraded(clients):
+    sub = clients()
+    sub.subscribe("seq", qos=0)
+    pub = clients()
+    for i in range(200):
+        pub.c.publish("seq", str(i).encode(), qos=1)
+    got = [sub.get() for _ in range(200)]
+    assert [int(m.payload) for m in got] == list(range(200))
+    assert {m.qos for m in got} == {0}, "subscription QoS 0 caps delivery QoS"
+
+
+def test_retained_message_delivered_on_subscribe_and_cleared(clients):
+    pub = clients()
+    pub.publish("state/door", b"open", retain=True)
+    pub.publish("state/door", b"closed", retain=True)
+    sub = clients()
+    sub.subscribe("state/+")
+    m = sub.get()
+    assert (m.topic, m.payload, m.retain) == ("state/door", b"closed", True)
+    # a live message is not marked retained (retain-as-published off)
+    pub.publish("state/door", b"ajar", retain=True)
+    m = sub.get()
+    assert (m.payload, m.retain) == (b"ajar", False)
+    # an empty retained publish clears it
+    pub.publish("state/door", b"", retain=True)
+    assert sub.get().payload == b""
+    late = clients()
+    late.subscribe("state/door")
+    late.nothing()
+
+
+def test_retained_messages_survive_a_restart(restartable, tmp_path):
+    node = restartable(tmp_path / "data")
+    c = Client(node.mqtt_port)
+    c.publish("config/mode", b"eco", retain=True)
+    c.close()
+    node.kill()
+    node = restartable(tmp_path / "data")
+    c = Client(node.mqtt_port)
+    c.subscribe("config/#")
+    m = c.get()
+    assert (m.topic, m.payload, m.retain) == ("config/mode", b"eco", True)
+    c.close()
+
+
+def test_shared_subscription_members_compete(clients):
+    a = clients()
+    b = clients()
+    a.subscribe("$share/workers/jobs")
+    b.subscribe("$share/workers/jobs")
+    plain = clients()
+    plain.subscribe("jobs")
+    pub = clients()
+    for i in range(20):
+        pub.publish("jobs", f"job-{i}".encode())
+    got_plain = [plain.get().payload for _ in range(20)]
+    assert len(got_plain) == 20, "a non-shared subscriber gets everything"
+    shared = []
+    deadline = time.time() + TIMEOUT
+    while len(shared) < 20 and time.time() < deadline:
+        for c in (a, b):
+            try:
+                shared.append((c.id, c.messages.get(timeout=0.1).payload))
+            except queue.Empty:
+                pass
+    assert sorted(p for _, p in shared) == sorted(f"job-{i}".encode() for i in range(20))
+    assert len({cid for cid, _ in shared}) == 2, "both members of the group got work"
+
+
+def test_persistent_session_keeps_messages_while_away(clients, server):
+    c = clients(version=4, client_id="sensor-sink", clean=False)
+    c.subscribe("readings/#", qos=1)
+    c.close()
+    pub = clients()
+    for i in range(5):
+        pub.publish(f"readings/{i}", f"r{i}".encode())
+    back = clients(version=4, client_id="sensor-sink", clean=False)
+    assert back.flags.session_present, "the session was resumed"
+    got = sorted(back.get().payload for _ in range(5))
+    assert got == [f"r{i}".encode() for i in range(5)]
+
+
+def test_clean_session_forgets_subscriptions(clients):
+    c = clients(version=5, client_id="forgetful", clean=False, session_expiry=60)
+    c.subscribe("news")
+    c.close()
+    again = clients(version=5, client_id="forgetful", clean=True)
+    assert not again.flags.session_present
+    clients().publish("news", b"x")
+    again.nothing()
+
+
+def raw_connect_v5(port, client_id):
+    """A bare MQTT 5 connection (socket), to see exactly what the server sends."""
+    cid = client_id.encode()
+    body = b"\x00\x04MQTT\x05\x02\x00\x1e\x00" + len(cid).to_bytes(2, "big") + cid
+    s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    s.sendall(bytes([0x10, len(body)]) + body)
+    connack = s.recv(2)
+    assert connack[0] == 0x20, connack
+    s.recv(connack[1])
+    return s
+
+
+def test_session_takeover_disconnects_the_older_connection(clients, server):
+    first = raw_connect_v5(server.mqtt_port, "dup-id")
+    second = clients(version=5, client_id="dup-id")
+    # DISCONNECT (0xE0) with reason 0x8E session taken over, then the socket closes
+    assert first.recv(16) == b"\xe0\x01\x8e"
+    assert first.recv(16) == b""
+    first.close()
+    second.subscribe("t")
+    clients().publish("t", b"to the new one")
+    assert second.get().payload == b"to the new one"
+
+
+WILL_SCRIPT = textwrap.dedent("""
+    import sys, time
+    import paho.mqtt.client as mqtt
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="doomed", protocol=mqtt.MQTTv311)
+    c.will_set("devices/doomed/status", b"offline", qos=1, retain=True)
+    c.connect("127.0.0.1", int(sys.argv[1]), keepalive=30)
+    c.loop_start()
+    print("connected", flush=True)
+    time.sleep(60)
+""")
+
+
+def test_will_published_when_the_client_process_is_killed(clients, server, tmp_path):
+    watcher = clients()
+    watcher.subscribe("devices/+/status")
+    script = tmp_path / "doomed.py"
+    script.write_text(WILL_SCRIPT)
+    p = subprocess.Popen([sys.executable, str(script), str(server.mqtt_port)], stdout=subprocess.PIPE)
+    try:
+        assert p.stdout.readline().strip() == b"connected"
+        time.sleep(0.3)
+        watcher.nothing(0.2)
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    m = watcher.get()
+    assert (m.topic, m.payload) == ("devices/doomed/status", b"offline")
+    # retained: a later subscriber sees the device is offline
+    late = clients()
+    late.subscribe("devices/doomed/status")
+    assert late.get().payload == b"offline"
+
+
+def test_no_will_after_a_clean_disconnect(clients):
+    watcher = clients()
+    watcher.subscribe("wills/#")
+    c = clients(will=("wills/x", b"gone", 1, False))
+    c.close()
+    watcher.nothing(0.7)
+
+
+def test_mqtt_publish_reaches_amqp_consumer_with_properties(clients, world):
+    pub = clients()
+    # the MQTT publish creates the topic; an AMQP receiver then subscribes to it
+    pub.publish("telemetry/t1", b"first")
+    rcv = world.receiver(world.connect(), "telemetry/t1", credit=10)
+    world.pump(0.2)
+    props = Properties(PacketTypes.PUBLISH)
+    props.ContentType = "application/json"
+    props.ResponseTopic = "replies/t1"
+    props.CorrelationData = b"corr-1"
+    props.UserProperty = [("unit", "celsius"), ("site", "lab")]
+    pub.publish("telemetry/t1", b'{"t": 21}', qos=1, properties=props)
+    r = rcv.get()
+    msg = r.message
+    assert msg.body in (b'{"t": 21}', memoryview(b'{"t": 21}')) or bytes(msg.body) == b'{"t": 21}'
+    assert msg.address == "telemetry/t1"
+    assert msg.content_type == "application/json"
+    assert msg.reply_to == "replies/t1"
+    assert bytes(msg.correlation_id) == b"corr-1"
+    assert msg.properties == {"unit": "celsius", "site": "lab"}
+    assert msg.durable, "QoS 1 maps to durable"
+    r.accept()
+
+
+def test_amqp_message_reaches_mqtt_subscriber_with_properties(clients, world):
+    sub = clients(version=5)
+    sub.subscribe("commands/+", qos=1)
+    snd = world.sender(world.connect(), "commands/lamp", options=TopicTarget())
+    msg = Message(body=b"on", durable=True, content_type="text/plain", reply_to="acks/lamp",
+                  correlation_id=b"c-7", properties={"by": "scheduler", "n": 3})
+    assert snd.send(msg) is not None
+    m = sub.get()
+    assert (m.topic, m.payload, m.qos) == ("commands/lamp", b"on", 1)
+    p = m.properties
+    assert p.ContentType == "text/plain"
+    assert p.ResponseTopic == "acks/lamp"
+    assert p.CorrelationData == b"c-7"
+    assert sorted(p.UserProperty) == [("by", "scheduler"), ("n", "3")]
+
+
+def test_mqtt_request_reply_through_amqp_service(clients, world):
+    """A device asks with MQTT 5 (response topic + correlation data); an AMQP service
+    answers to reply-to with the correlation id; the device gets the answer."""
+    device = clients(version=5)
+    device.subscribe("replies/dev-1")
+    service = world.receiver(world.connect(), "requests", credit=5)
+    # the AMQP receiver created `requests` as a queue: the MQTT publish lands in it
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic = "replies/dev-1"
+    props.CorrelationData = b"req-42"
+    device.publish("requests", b"ping", qos=1, properties=props)
+    req = service.get()
+    req.accept()
+    answer = world.sender(world.connect(), req.message.reply_to)
+    # (proton hands binary fields out as memoryview)
+    answer.send(Message(body=b"pong", correlation_id=bytes(req.message.correlation_id)))
+    m = device.get()
+    assert (m.topic, m.payload) == ("replies/dev-1", b"pong")
+    assert m.properties.CorrelationData == b"req-42"
+
+
+@pytest.mark.skipif(shutil.which("mosquitto_pub") is None, reason="mosquitto-clients not installed")
+def test_mosquitto_command_line_clients(server):
+    sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(server.mqtt_port),
+                            "-t", "cli/#", "-C", "2", "-v", "-q", "1", "-W", "10"],
+                           stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    for topic, payload, opts in (("cli/a", "one", []), ("cli/b", "two", ["-V", "mqttv5", "-q", "2"])):
+        subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(server.mqtt_port), "-t", topic,
+                        "-m", payload] + opts, check=True, timeout=10)
+    out, _ = sub.communicate(timeout=15)
+    assert out.splitlines() == ["cli/a one", "cli/b two"]
+
+
+AUTH_MQTT_CONFIG = """\
+[[tenant]]
+name = "default"
+auto_create = true
+[[tenant.user]]
+name = "dev"
+password = "pw"
+permissions = [{ pattern = "devices/*", ops = ["send", "recv"] }]
+"""
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_authentication_and_denied_filters(throng, version):
+    node = throng(AUTH_MQTT_CONFIG, name="mqttauth")
+    anonymous = Client(node.mqtt_port, version=version)
+    # v5 0x87 not authorized / v3 return code 5; wrong password: 0x86 / 4 (paho reports
+    # v3 return codes as the matching v5 reason codes)
+    assert int(getattr(anonymous.rc, "value", anonymous.rc)) == 0x87
+    bad = Client(node.mqtt_port, version=version, username="dev", password="nope")
+    assert int(getattr(bad.rc, "value", bad.rc)) == 0x86
+    c = Client(node.mqtt_port, version=version, username="dev", password="pw")
+    assert int(getattr(c.rc, "value", c.rc)) == 0
+    denied = c.subscribe("secrets/#")
+    code = int(getattr(denied[0], "value", denied[0]))
+    assert code == (0x87 if version == 5 else 0x80)
+    ok = c.subscribe("devices/#")
+    assert int(getattr(ok[0], "value", ok[0])) == 1
+    c.publish("devices/d1", b"allowed")
+    assert c.get().payload == b"allowed"
+    c.close()
