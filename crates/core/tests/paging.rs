@@ -166,3 +166,69 @@ fn new_messages_queue_behind_paged_ones_and_purge_empties_disk_too() {
     assert_eq!(left, loaned.div_ceil(2) as usize);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn past_the_disk_limit_producers_are_held_or_rejected() {
+    let (j, dir) = journal("limit");
+    let block = Queue::new("b", None)
+        .with_memory_limit(LIMIT)
+        .with_max_bytes(4 * LIMIT)
+        .with_persistence(Some(Persistence {
+            journal: j.clone(),
+            key: "t/b".into(),
+        }))
+        .into_arc();
+    let mut sent = 0u32;
+    while block.publish(message(sent)) {
+        sent += 1;
+        assert!(sent < 1_000, "the queue must report itself full");
+    }
+    assert!(block.paged().0 > 0, "past the memory limit first");
+    let len = message(0).len();
+    // publish reports "full" with the message that reaches the limit (it is stored)
+    assert_eq!(
+        (sent as usize + 1) * len / (4 * LIMIT),
+        1,
+        "full at the disk limit: {sent} messages of {len} bytes"
+    );
+    assert!(!block.has_space());
+    let outbox = Arc::new(Outbox::new());
+    block.notify_when_space(outbox.clone(), LinkId(7));
+    assert!(deliveries(&outbox).is_empty(), "no room yet");
+    // a consumer takes some: room again, the blocked producer hears of it
+    let consumer = block.add_consumer(outbox.clone(), LinkId(1), false);
+    block.flow(consumer, 20, false);
+    let mut cmds = Vec::new();
+    outbox.drain_into(&mut cmds);
+    for c in &cmds {
+        if let Command::Deliver { token, .. } = c {
+            block.settle(consumer, *token, Outcome::Accepted);
+        }
+    }
+    outbox.drain_into(&mut cmds);
+    assert!(
+        cmds.iter()
+            .any(|c| matches!(c, Command::Unblocked { link } if *link == LinkId(7))),
+        "the producer is unblocked once there is room"
+    );
+
+    let reject = Queue::new("r", None)
+        .with_memory_limit(LIMIT)
+        .with_max_bytes(2 * LIMIT)
+        .with_reject_when_full(true)
+        .with_persistence(Some(Persistence {
+            journal: j.clone(),
+            key: "t/r".into(),
+        }))
+        .into_arc();
+    let mut refused = 0;
+    for i in 0..300 {
+        if reject.publish_durably(message(i), None).0 == throng_core::queue::Stored::Full {
+            refused += 1;
+        }
+    }
+    assert!(refused > 100, "rejected past the disk limit: {refused}");
+    assert!(reject.depth() * message(0).len() <= 2 * LIMIT + message(0).len());
+    drop((block, reject));
+    let _ = std::fs::remove_dir_all(&dir);
+}
