@@ -410,3 +410,28 @@ def test_authentication_and_denied_filters(throng, version):
     c.publish("devices/d1", b"allowed")
     assert c.get().payload == b"allowed"
     c.close()
+
+
+DENY_CONFIG = """\
+[[tenant]]
+name = "default"
+auto_create = true
+deny_filters = ["secret/#"]
+"""
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_tenant_denied_filters(throng, version):
+    node = throng(DENY_CONFIG, name="deny")
+    c = Client(node.mqtt_port, version=version)
+    refused = 0x87 if version == 5 else 0x80
+    for f in ("secret/plans", "secret/#", "#", "+/plans"):
+        code = c.subscribe(f)[0]
+        assert int(getattr(code, "value", code)) == refused, f"{f} must be refused"
+    code = c.subscribe("public/#")[0]
+    assert int(getattr(code, "value", code)) == 1
+    c.publish("secret/plans", b"hidden")
+    c.publish("public/news", b"open")
+    assert c.get().payload == b"open"
+    c.nothing(0.3)
+    c.close()

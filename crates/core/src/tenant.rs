@@ -123,6 +123,9 @@ pub struct Tenant {
     next_watcher: AtomicU64,
     /// The retained message of each topic that has one.
     retained: std::sync::Mutex<std::collections::BTreeMap<String, Message>>,
+    /// MQTT topic filters the tenant refuses subscriptions to (matched by the MQTT
+    /// adapter, which knows filter syntax).
+    denied_filters: Vec<String>,
 }
 
 /// Called with each topic created in a tenant, after it is in the address table.
@@ -163,7 +166,19 @@ impl Tenant {
             topic_watchers: std::sync::Mutex::new(Vec::new()),
             next_watcher: AtomicU64::new(1),
             retained: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            denied_filters: Vec::new(),
         }
+    }
+
+    /// Refuses MQTT subscriptions to filters these match (config `deny_filters`).
+    pub fn with_denied_filters(mut self, filters: Vec<String>) -> Self {
+        self.denied_filters = filters;
+        self
+    }
+
+    /// The MQTT topic filters the tenant refuses subscriptions to.
+    pub fn denied_filters(&self) -> &[String] {
+        &self.denied_filters
     }
 
     /// Calls `watcher` with every topic created from now on; returns the id to stop it

@@ -125,6 +125,28 @@ pub fn matches(filter: &str, topic: &str) -> bool {
     }
 }
 
+/// Whether two valid filters (without `$share/`) can match a common topic name: a server
+/// that forbids one filter must refuse every filter that overlaps it (`#` overlaps
+/// `secret/#`), or the forbidden messages would arrive through the wider one.
+pub fn overlaps(a: &str, b: &str) -> bool {
+    let wild = |f: &str| f.starts_with('+') || f.starts_with('#');
+    // the `$` rule: a leading wildcard never meets a `$` topic
+    if (wild(a) && b.starts_with('$')) || (wild(b) && a.starts_with('$')) {
+        return false;
+    }
+    let mut x = a.split('/');
+    let mut y = b.split('/');
+    loop {
+        match (x.next(), y.next()) {
+            (Some("#"), _) | (_, Some("#")) => return true,
+            (Some("+"), Some(_)) | (Some(_), Some("+")) => {}
+            (Some(p), Some(q)) if p == q => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
 /// Whether a filter contains a wildcard (for servers without wildcard subscriptions).
 pub fn has_wildcard(filter: &str) -> bool {
     filter.contains(['+', '#'])
@@ -133,6 +155,33 @@ pub fn has_wildcard(filter: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overlapping_filters() {
+        for (a, b) in [
+            ("secret/#", "#"),
+            ("secret/#", "secret"),
+            ("secret/#", "+/x"),
+            ("secret/+", "secret/a"),
+            ("a/+/c", "a/b/+"),
+            ("+", "x"),
+            ("$SYS/#", "$SYS/+"),
+        ] {
+            assert!(overlaps(a, b), "{a} and {b} overlap");
+            assert!(overlaps(b, a), "{b} and {a} overlap");
+        }
+        for (a, b) in [
+            ("secret/#", "public/#"),
+            ("secret/+", "secret/a/b"),
+            ("a/b", "a/c"),
+            ("$SYS/#", "#"),
+            ("$SYS/x", "+/x"),
+            ("a", "a/b"),
+        ] {
+            assert!(!overlaps(a, b), "{a} and {b} are disjoint");
+            assert!(!overlaps(b, a), "{b} and {a} are disjoint");
+        }
+    }
 
     #[test]
     fn names() {

@@ -37,6 +37,11 @@ pub struct TenantConfig {
     pub address: Vec<AddressConfig>,
     #[serde(default)]
     pub user: Vec<UserConfig>,
+    /// MQTT topic filters this tenant refuses subscriptions to (e.g. `"secret/#"`): a
+    /// SUBSCRIBE filter that could match a topic one of them matches (so `#` too) gets
+    /// SUBACK 0x80 / 0x87.
+    #[serde(default)]
+    pub deny_filters: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -171,8 +176,17 @@ impl Config {
                     permissions,
                 });
             }
+            for f in &t.deny_filters {
+                if throng_mqtt::topic::validate_filter(f).is_err() {
+                    return Err(ConfigError::Invalid(format!(
+                        "tenant `{}`: deny_filters entry `{f}` is not a valid MQTT topic filter",
+                        t.name
+                    )));
+                }
+            }
             let tenant =
-                Tenant::with_journal(t.name.clone(), t.auto_create, users, journal.clone());
+                Tenant::with_journal(t.name.clone(), t.auto_create, users, journal.clone())
+                    .with_denied_filters(t.deny_filters.clone());
             for a in &t.address {
                 let kind = AddressKind::parse(&a.kind).ok_or_else(|| {
                     ConfigError::Invalid(format!(

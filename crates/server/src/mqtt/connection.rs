@@ -27,7 +27,7 @@ use throng_core::queue::{OnDurable, Queue, Stored};
 use throng_core::{Address, AddressKind, Command, ConsumerKey, Node, Op, Outbox, Outcome};
 use throng_mqtt::codec::{Connect, RetainHandling, Subscribe, Unsubscribe, Will};
 use throng_mqtt::engine::{Closed, Config, Connection, Event};
-use throng_mqtt::topic::{matches, parse_filter};
+use throng_mqtt::topic::{matches, overlaps, parse_filter};
 use throng_mqtt::{ByteStr, Properties, Publish, QoS, ReasonCode, Version};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
@@ -418,12 +418,16 @@ impl Conn {
                     continue;
                 }
             };
-            let allowed = self
-                .principal
-                .as_ref()
-                .is_some_and(|p| may(p, Op::Recv, spec.filter));
+            let allowed = self.principal.as_ref().is_some_and(|p| {
+                may(p, Op::Recv, spec.filter)
+                    && !p
+                        .tenant
+                        .denied_filters()
+                        .iter()
+                        .any(|d| overlaps(d, spec.filter))
+            });
             if !allowed {
-                warn!(conn = self.id, client = %self.client_id, filter = %raw.as_str(), "subscription refused: no recv permission");
+                warn!(conn = self.id, client = %self.client_id, filter = %raw.as_str(), "subscription refused: no recv permission, or a filter the tenant denies");
                 reasons.push(ReasonCode::NotAuthorized);
                 continue;
             }
