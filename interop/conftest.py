@@ -3,7 +3,8 @@
 Every test gets its own `throng serve` process on a free port (`--amqp 127.0.0.1:0`),
 with its own config file and data directory under pytest's tmp_path. The fixture
 reads the server's stdout until `listening amqp 127.0.0.1:PORT` and `listening mqtt
-127.0.0.1:PORT` (every server also serves MQTT, `.mqtt_port`), and on teardown
+127.0.0.1:PORT` and `listening http 127.0.0.1:PORT` (every server also serves MQTT,
+`.mqtt_port`, and HTTP, `.http_port`), and on teardown
 sends SIGTERM and requires exit code 0 (DESIGN.md: clean stop on SIGTERM).
 
 The binary is `$THRONG_BIN`, or `target/release/throng` at the repository root.
@@ -31,7 +32,7 @@ THRONG_BIN = Path(os.environ.get("THRONG_BIN", REPO_ROOT / "target" / "release" 
 
 STARTUP_TIMEOUT = 20.0  # seconds until the `listening amqp` line must appear
 SHUTDOWN_TIMEOUT = 15.0  # seconds from SIGTERM until the process must have exited
-LISTENING_RE = re.compile(r"^listening (amqp|mqtt) 127\.0\.0\.1:(\d+)\s*$")
+LISTENING_RE = re.compile(r"^listening (amqp|mqtt|http) 127\.0\.0\.1:(\d+)\s*$")
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 
 DEFAULT_CONFIG = """\
@@ -116,6 +117,7 @@ class ThrongServer:
         self._lines = queue.Queue()
         self.port = None
         self.mqtt_port = None
+        self.http_port = None
         self.proc = None
 
     @property
@@ -131,6 +133,7 @@ class ThrongServer:
             "--data-dir", str(self.data_dir),
             "--amqp", "127.0.0.1:0",
             "--mqtt", "127.0.0.1:0",
+            "--http", "127.0.0.1:0",
         ]
         env = dict(os.environ)
         env.setdefault("RUST_BACKTRACE", "1")
@@ -142,7 +145,7 @@ class ThrongServer:
         reader = threading.Thread(target=self._read_stdout, daemon=True)
         reader.start()
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        while self.port is None or self.mqtt_port is None:
+        while None in (self.port, self.mqtt_port, self.http_port):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._abort()
@@ -161,10 +164,9 @@ class ThrongServer:
                 pytest.fail(f"server exited (rc={rc}) before printing its amqp listener"
                             f"\nstdout: {self.stdout_lines!r}\n{self.log_tail()}", pytrace=False)
             m = LISTENING_RE.match(line)
-            if m and m.group(1) == "amqp":
-                self.port = int(m.group(2))
-            elif m:
-                self.mqtt_port = int(m.group(2))
+            if m:
+                setattr(self, {"amqp": "port", "mqtt": "mqtt_port", "http": "http_port"}[m.group(1)],
+                        int(m.group(2)))
         return self
 
     def _read_stdout(self):

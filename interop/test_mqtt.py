@@ -435,3 +435,32 @@ def test_tenant_denied_filters(throng, version):
     assert c.get().payload == b"open"
     c.nothing(0.3)
     c.close()
+
+
+def test_mqtt_over_websocket(server, clients):
+    """paho over WebSocket (path /mqtt, subprotocol mqtt) talks to TCP clients."""
+    ws = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="ws-client", protocol=mqtt.MQTTv5,
+                     transport="websockets", reconnect_on_failure=False)
+    ws.ws_set_options(path="/mqtt")
+    got = queue.Queue()
+    subscribed = queue.Queue()
+    ws.on_message = lambda c, u, m: got.put(m)
+    ws.on_subscribe = lambda c, u, mid, rcs, p: subscribed.put(rcs)
+    connected = queue.Queue()
+    ws.on_connect = lambda c, u, f, rc, p: connected.put(rc)
+    ws.connect("127.0.0.1", server.http_port, keepalive=30)
+    ws.loop_start()
+    try:
+        assert int(getattr(connected.get(timeout=TIMEOUT), "value", 1)) == 0
+        ws.subscribe("ws/in", 1)
+        subscribed.get(timeout=TIMEOUT)
+        tcp = clients()
+        tcp.subscribe("ws/out")
+        tcp.publish("ws/in", b"from tcp")
+        m = got.get(timeout=TIMEOUT)
+        assert (m.topic, m.payload) == ("ws/in", b"from tcp")
+        ws.publish("ws/out", b"from websocket", qos=1).wait_for_publish(timeout=TIMEOUT)
+        assert tcp.get().payload == b"from websocket"
+    finally:
+        ws.disconnect()
+        ws.loop_stop()

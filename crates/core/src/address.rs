@@ -7,6 +7,7 @@ use crate::topic::Topic;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use throng_amqp::definitions::DeliveryState;
+use throng_amqp::message::Message;
 
 /// The four address types of DESIGN.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -57,6 +58,30 @@ impl Address {
             Address::Topic(_) => AddressKind::Topic,
             Address::Anycast(_) => AddressKind::Anycast,
             Address::Multicast(_) => AddressKind::Multicast,
+        }
+    }
+}
+
+impl Address {
+    /// Publishes a message no producer waits for (a will: its connection is gone).
+    /// Queues and topics store it; anycast and multicast forward it to consumers that
+    /// can take it now. Returns whether anything took it.
+    pub fn publish_unattended(&self, msg: Message) -> bool {
+        let scratch = || std::sync::Arc::new(crate::outbox::Outbox::new());
+        match self {
+            Address::Queue(q) => q.publish_durably(msg, None).0 != crate::queue::Stored::Failed,
+            Address::Topic(t) => t.publish_durably(msg, None).0 != crate::queue::Stored::Failed,
+            Address::Multicast(m) => {
+                m.publish((&scratch(), throng_amqp::engine::LinkId(u32::MAX)), msg) > 0
+            }
+            Address::Anycast(a) => {
+                let forwarded = a.publish(
+                    (&scratch(), throng_amqp::engine::LinkId(u32::MAX)),
+                    msg,
+                    None,
+                );
+                forwarded != crate::anycast::Forwarded::NoConsumer
+            }
         }
     }
 }

@@ -90,6 +90,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
         }
     }
     let mut tasks = Vec::new();
+    let mqtt_sessions = Arc::new(crate::mqtt::Sessions::default());
     if let Some(addr) = &listeners.amqp {
         let listener = bind(addr)
             .await
@@ -105,7 +106,11 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
             .map_err(|e| format!("cannot listen for mqtt on {addr}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         announce("mqtt", &local.to_string());
-        tasks.push(tokio::spawn(accept_mqtt(listener, node.clone())));
+        tasks.push(tokio::spawn(accept_mqtt(
+            listener,
+            node.clone(),
+            mqtt_sessions.clone(),
+        )));
     }
     if let Some(addr) = &listeners.http {
         let listener = bind(addr)
@@ -113,7 +118,11 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
             .map_err(|e| format!("cannot listen for http on {addr}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         announce("http", &local.to_string());
-        tasks.push(tokio::spawn(crate::http::serve(listener, node.clone())));
+        tasks.push(tokio::spawn(crate::http::serve(
+            listener,
+            node.clone(),
+            mqtt_sessions.clone(),
+        )));
     }
     if tasks.is_empty() {
         return Err("no listener to open".into());
@@ -213,8 +222,7 @@ async fn wait_for_signal() {
     }
 }
 
-async fn accept_mqtt(listener: TcpListener, node: Arc<Node>) {
-    let sessions = Arc::new(crate::mqtt::Sessions::default());
+async fn accept_mqtt(listener: TcpListener, node: Arc<Node>, sessions: Arc<crate::mqtt::Sessions>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {

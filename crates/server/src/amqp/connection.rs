@@ -55,6 +55,10 @@ pub(super) struct Conn {
     pub txns: super::transactions::Transactions,
     pub consumers: IdMap<LinkId, ConsumerLink>,
     pub producers: IdMap<LinkId, ProducerLink>,
+    /// The will registered on `$lwt`: its address and message.
+    pub will: Option<(throng_core::Address, throng_amqp::message::Message)>,
+    /// The peer closed the connection cleanly (close without error): no will.
+    pub clean_close: bool,
 }
 
 enum Wake {
@@ -89,10 +93,16 @@ pub async fn serve_connection<S>(
         txns: Default::default(),
         consumers: IdMap::default(),
         producers: IdMap::default(),
+        will: None,
+        clean_close: false,
     };
     debug!(conn = id, %peer, "connection accepted");
     conn.run(stream).await;
     conn.release_all_links();
+    if let (false, Some((address, msg))) = (conn.clean_close, conn.will.take()) {
+        info!(conn = id, %peer, "connection lost without a clean close: publishing its will");
+        address.publish_unattended(msg);
+    }
     debug!(conn = id, %peer, "connection finished");
 }
 
@@ -260,7 +270,10 @@ impl Conn {
                     (Some(e), false) => {
                         warn!(conn = self.id, peer = %self.peer, "closing connection: {}: {}", e.condition, e.description.unwrap_or_default())
                     }
-                    (None, _) => info!(conn = self.id, peer = %self.peer, "connection closed"),
+                    (None, by_peer) => {
+                        self.clean_close = by_peer;
+                        info!(conn = self.id, peer = %self.peer, "connection closed")
+                    }
                 },
                 Event::SessionBegun(_) | Event::SessionEnded { .. } | Event::Attached { .. } => {}
             }

@@ -79,7 +79,13 @@ pub(super) enum ProducerTarget {
     Anonymous,
     /// The transaction coordinator: declare and discharge.
     Coordinator,
+    /// `$lwt`: each message registers the connection's will (published to its `to`
+    /// address if the connection ends without a clean close).
+    Will,
 }
+
+/// The target address on which an AMQP client registers its will.
+pub(super) const WILL_ADDRESS: &str = "$lwt";
 
 /// A link on which a client sends to us.
 pub(super) struct ProducerLink {
@@ -287,6 +293,7 @@ impl Conn {
                 }
                 let ptarget = match target.address.as_deref().filter(|a| !a.is_empty()) {
                     None => ProducerTarget::Anonymous,
+                    Some(WILL_ADDRESS) => ProducerTarget::Will,
                     Some(name) => {
                         if !self.allowed(Op::Send, name) {
                             return self.refuse(
@@ -719,13 +726,19 @@ impl Conn {
                 None
             }
             Ok(msg) => {
+                let will = matches!(p.target, ProducerTarget::Will);
                 let target = match &p.target {
                     ProducerTarget::Address(a) => Ok(a.clone()),
-                    ProducerTarget::Anonymous | ProducerTarget::Coordinator => {
-                        self.resolve_to(&msg)
-                    }
+                    ProducerTarget::Anonymous
+                    | ProducerTarget::Coordinator
+                    | ProducerTarget::Will => self.resolve_to(&msg),
                 };
                 match (target, super::transactions::transactional(state.as_ref())) {
+                    (Ok(addr), None) if will => {
+                        debug!(conn = self.id, "will registered");
+                        self.will = Some((addr, msg));
+                        Some(DeliveryState::Accepted)
+                    }
                     (Err(state), _) => Some(state),
                     (Ok(addr), Some((txn, _))) => Some(self.hold_send(&txn, addr, msg)),
                     (Ok(addr), None) => self.route(link, delivery_id, settled, addr, msg),
@@ -866,6 +879,8 @@ impl Conn {
         }
         if let Some(p) = self.producers.remove(&link) {
             match p.target {
+                // detaching the will link with closed=true withdraws the will
+                ProducerTarget::Will if closed => self.will = None,
                 ProducerTarget::Address(Address::Anycast(a)) => {
                     a.remove_producer(&self.outbox, link)
                 }

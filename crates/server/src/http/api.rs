@@ -1,5 +1,6 @@
 //! REST handlers: addresses and their messages (see the table in the module above).
 
+use super::AppState;
 use crate::auth::{self, Principal};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -8,11 +9,10 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use base64::Engine;
 use serde::Serialize;
-use std::sync::Arc;
 use throng_core::{Address, Node, Op};
 
-/// The API's routes over `node`.
-pub fn router(node: Arc<Node>) -> Router {
+/// The API's routes.
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/tenants/{tenant}/addresses", get(list_addresses))
         .route(
@@ -23,7 +23,6 @@ pub fn router(node: Arc<Node>) -> Router {
             "/api/v1/tenants/{tenant}/addresses/{address}/messages",
             delete(purge_address),
         )
-        .with_state(node)
 }
 
 /// An address as the API shows it.
@@ -147,7 +146,7 @@ fn authorize(
 }
 
 async fn list_addresses(
-    State(node): State<Arc<Node>>,
+    State(AppState { node, .. }): State<AppState>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<AddressView>>, ApiError> {
@@ -164,7 +163,7 @@ async fn list_addresses(
 }
 
 async fn show_address(
-    State(node): State<Arc<Node>>,
+    State(AppState { node, .. }): State<AppState>,
     Path((tenant, address)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<AddressView>, ApiError> {
@@ -174,7 +173,7 @@ async fn show_address(
 }
 
 async fn purge_address(
-    State(node): State<Arc<Node>>,
+    State(AppState { node, .. }): State<AppState>,
     Path((tenant, address)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {

@@ -864,19 +864,8 @@ impl Conn {
 /// Publishes a message with no connection to answer (wills).
 fn publish_detached(principal: &Principal, topic: &str, msg: Message) {
     match principal.tenant.resolve(topic, AddressKind::Topic) {
-        Some(Address::Topic(t)) => {
-            t.publish(msg);
-        }
-        Some(Address::Queue(q)) => {
-            q.publish(msg);
-        }
-        Some(Address::Multicast(m)) => {
-            let scratch = Arc::new(Outbox::new());
-            m.publish((&scratch, INBOUND), msg);
-        }
-        Some(Address::Anycast(a)) => {
-            let scratch = Arc::new(Outbox::new());
-            a.publish((&scratch, INBOUND), msg, None);
+        Some(a) => {
+            a.publish_unattended(msg);
         }
         None => warn!(topic, "will not published: unknown address"),
     }
