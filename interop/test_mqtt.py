@@ -464,3 +464,80 @@ def test_mqtt_over_websocket(server, clients):
     finally:
         ws.disconnect()
         ws.loop_stop()
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_persistent_session_survives_a_crash(restartable, tmp_path, version):
+    node = restartable(tmp_path / "data")
+    kwargs = {"session_expiry": 3600} if version == 5 else {}
+    c = Client(node.mqtt_port, version=version, client_id="plant-sink", clean=False, **kwargs)
+    c.subscribe("plant/#", qos=1)
+    c.subscribe("plant/alarms", qos=1)
+    c.close()
+    pub = Client(node.mqtt_port, version=version)
+    for i in range(3):
+        pub.publish(f"plant/line{i}", f"reading-{i}".encode(), qos=1)
+    pub.close()
+    node.kill()
+
+    node = restartable(tmp_path / "data")
+    back = Client(node.mqtt_port, version=version, client_id="plant-sink", clean=False, **kwargs)
+    assert back.flags.session_present, "the session came back after the crash"
+    got = sorted(back.get().payload for _ in range(3))
+    assert got == [f"reading-{i}".encode() for i in range(3)]
+    # its wildcard subscription still reaches new topics, and the exact one works too
+    pub = Client(node.mqtt_port, version=version)
+    pub.publish("plant/alarms", b"overheat", qos=1)
+    assert sorted(back.get().payload for _ in range(2)) == [b"overheat", b"overheat"]
+    back.close()
+    # a clean start ends it for good, across restarts too
+    gone = Client(node.mqtt_port, version=version, client_id="plant-sink", clean=True)
+    gone.close()
+    pub.close()
+    node.terminate()
+    node = restartable(tmp_path / "data")
+    again = Client(node.mqtt_port, version=version, client_id="plant-sink", clean=False, **kwargs)
+    assert not again.flags.session_present
+    again.close()
+
+
+def raw_connect(port, client_id, clean_start, expiry=None):
+    """MQTT 5 CONNECT over a bare socket (clean start flag and session expiry chosen)."""
+    cid = client_id.encode()
+    props = b"" if expiry is None else b"\x11" + expiry.to_bytes(4, "big")
+    flags = 0x02 if clean_start else 0x00
+    body = (b"\x00\x04MQTT\x05" + bytes([flags]) + b"\x00\x1e" + bytes([len(props)]) + props
+            + len(cid).to_bytes(2, "big") + cid)
+    s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    s.sendall(bytes([0x10, len(body)]) + body)
+    head = s.recv(2)
+    assert head[0] == 0x20, head
+    connack = s.recv(head[1])
+    return s, connack[0] & 1  # session present
+
+
+def raw_publish_qos2(s, topic, payload, packet_id, dup):
+    t = topic.encode()
+    body = len(t).to_bytes(2, "big") + t + packet_id.to_bytes(2, "big") + b"\x00" + payload
+    s.sendall(bytes([0x34 | (0x08 if dup else 0), len(body)]) + body)
+
+
+def test_qos2_is_exactly_once_across_a_reconnect(clients, server):
+    sub = clients()
+    sub.subscribe("once", qos=2)
+    s, present = raw_connect(server.mqtt_port, "exactly", clean_start=True, expiry=300)
+    raw_publish_qos2(s, "once", b"only-once", 7, dup=False)
+    pubrec = s.recv(16)
+    assert pubrec[0] == 0x50 and pubrec[2:4] == b"\x00\x07", pubrec
+    s.close()  # gone before PUBREL: the id stays "received" in the session
+    assert sub.get().payload == b"only-once"
+    s, present = raw_connect(server.mqtt_port, "exactly", clean_start=False, expiry=300)
+    assert present == 1
+    raw_publish_qos2(s, "once", b"only-once", 7, dup=True)
+    pubrec = s.recv(16)
+    assert pubrec[0] == 0x50 and pubrec[2:4] == b"\x00\x07", pubrec
+    s.sendall(b"\x62\x02\x00\x07")  # PUBREL
+    pubcomp = s.recv(16)
+    assert pubcomp[0] == 0x70 and pubcomp[2:4] == b"\x00\x07", pubcomp
+    sub.nothing(0.5)
+    s.close()

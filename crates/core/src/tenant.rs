@@ -252,6 +252,12 @@ impl Tenant {
         }
     }
 
+    /// The metadata store, when the node has one (protocol adapters keep their own
+    /// durable state there, e.g. MQTT sessions).
+    pub fn metadata(&self) -> Option<&Arc<throng_store::MetadataStore>> {
+        self.metadata.as_ref()
+    }
+
     /// Remembers durable subscriptions in `metadata` (survive restarts).
     pub fn with_metadata(mut self, metadata: Option<Arc<throng_store::MetadataStore>>) -> Self {
         self.metadata = metadata;

@@ -91,6 +91,8 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
     }
     let mut tasks = Vec::new();
     let mqtt_sessions = Arc::new(crate::mqtt::Sessions::default());
+    let stored_sessions = metadata.mqtt_sessions().map_err(|e| e.to_string())?;
+    mqtt_sessions.restore(&node, &stored_sessions);
     if let Some(addr) = &listeners.amqp {
         let listener = bind(addr)
             .await

@@ -1,6 +1,6 @@
 //! Metadata that must outlive a restart but is not a message queue: durable
-//! subscriptions, auto-created addresses and retained messages (MQTT sessions later), in
-//! an embedded transactional store.
+//! subscriptions, auto-created addresses and retained messages and persistent MQTT sessions,
+//! in an embedded transactional store.
 
 use redb::{Database, ReadableTable, TableDefinition};
 use std::path::Path;
@@ -12,6 +12,9 @@ const ADDRESSES: TableDefinition<&str, &str> = TableDefinition::new("addresses")
 /// Retained messages (MQTT retain, AMQP `x-opt-retain-message`): key `tenant \0 topic`,
 /// value the message bytes as received.
 const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
+/// Persistent MQTT sessions: key `tenant \0 client id`, value the session's state as the
+/// MQTT adapter encodes it (opaque here).
+const MQTT_SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("mqtt_sessions");
 
 /// Why metadata could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +52,7 @@ impl MetadataStore {
         tx.open_table(SUBSCRIPTIONS).map_err(err)?;
         tx.open_table(ADDRESSES).map_err(err)?;
         tx.open_table(RETAINED).map_err(err)?;
+        tx.open_table(MQTT_SESSIONS).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(MetadataStore { db })
     }
@@ -140,6 +144,44 @@ impl MetadataStore {
         Ok(out)
     }
 
+    /// Stores (replacing) or with `None` forgets a persistent MQTT session, durably.
+    pub fn put_mqtt_session(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        state: Option<&[u8]>,
+    ) -> Result<(), MetadataError> {
+        let key = format!("{tenant}\0{client_id}");
+        let tx = self.db.begin_write().map_err(err)?;
+        {
+            let mut t = tx.open_table(MQTT_SESSIONS).map_err(err)?;
+            match state {
+                Some(v) => {
+                    t.insert(key.as_str(), v).map_err(err)?;
+                }
+                None => {
+                    t.remove(key.as_str()).map_err(err)?;
+                }
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Every persistent MQTT session: (tenant, client id, state).
+    pub fn mqtt_sessions(&self) -> Result<Vec<(String, String, Vec<u8>)>, MetadataError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let t = tx.open_table(MQTT_SESSIONS).map_err(err)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(err)? {
+            let (k, v) = row.map_err(err)?;
+            let Some((tenant, client)) = k.value().split_once('\0') else {
+                continue;
+            };
+            out.push((tenant.to_string(), client.to_string(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
     /// Every durable subscription.
     pub fn subscriptions(&self) -> Result<Vec<SubscriptionRecord>, MetadataError> {
         let tx = self.db.begin_read().map_err(err)?;
@@ -202,6 +244,15 @@ mod tests {
         assert_eq!(
             m.retained().unwrap(),
             vec![("t".into(), "a/b".into(), b"two".to_vec())]
+        );
+        m.put_mqtt_session("t", "dev-1", Some(b"{}")).unwrap();
+        m.put_mqtt_session("t", "dev-2", Some(b"{}")).unwrap();
+        m.put_mqtt_session("t", "dev-2", None).unwrap();
+        drop(m);
+        let m = MetadataStore::open(&path).unwrap();
+        assert_eq!(
+            m.mqtt_sessions().unwrap(),
+            vec![("t".into(), "dev-1".into(), b"{}".to_vec())]
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -7,10 +7,10 @@
 //! has stored it (after the fsync for a durable copy). Subscriptions are consumers on
 //! the session's sources ([`super::session`]); deliveries are published with QoS
 //! `min(subscription, message)` and settled upstream on PUBACK/PUBREC (QoS 0: when
-//! written). Flow control: each consumer gets a credit window (the client's receive
-//! maximum for QoS > 0); deliveries beyond the engine's send credit wait in a bounded
-//! list; reading pauses while a full queue withholds room, and while output is above
-//! the high-water mark.
+//! written). Flow control: each consumer gets a credit window (for QoS > 0 the client's
+//! receive maximum, at most [`QOS12_WINDOW`]); deliveries beyond the engine's send
+//! credit wait in a bounded list; reading pauses while a full queue withholds room, and
+//! while output is above the high-water mark.
 
 use super::bridge;
 use super::session::{self, Session, Sessions, SubscribeError};
@@ -39,6 +39,11 @@ const SMALL_READ: usize = 4 * 1024;
 const LARGE_READ: usize = 64 * 1024;
 /// Credit window of a QoS 0 subscription's consumer.
 const QOS0_WINDOW: u32 = 256;
+/// Credit window of a QoS 1/2 subscription's consumer when the client's receive maximum
+/// is larger (65,535 unless it announces one): every unacknowledged delivery holds a
+/// queue entry and an engine in-flight record, so a window of the full 65,535 per
+/// subscription let a fan-out hold gigabytes in flight for no gain in throughput.
+const QOS12_WINDOW: u32 = 1024;
 /// The link id under which inbound publishes wait for their store outcome.
 const INBOUND: LinkId = LinkId(u32::MAX);
 /// Receive maximum the node announces: QoS 1/2 publishes a client may have unacked.
@@ -336,10 +341,17 @@ impl Conn {
             self.kick.clone(),
             c.clean_start,
         );
-        {
+        let protocol = {
             let mut s = session::lock(&opened.session);
             s.expiry = expiry;
+            s.persistent |= expiry > 0;
             self.changed = Some(s.changed.clone());
+            std::mem::take(&mut s.protocol)
+        };
+        if opened.present {
+            // QoS 2 handshakes in flight when the client left: PUBRELs resent, PUBLISH
+            // duplicates of released ids not delivered twice
+            self.engine.restore_session(protocol);
         }
         info!(conn = self.id, peer = %self.peer, tenant = principal.tenant.name(), client = %client_id, version = ?c.version, resumed = opened.present, "mqtt connection opened");
         self.client_id = client_id;
@@ -352,6 +364,9 @@ impl Conn {
         if self.engine.accept(opened.present, props).is_err() {
             return;
         }
+        if let Some(s) = &self.session {
+            session::lock(s).persist();
+        }
         self.attach_sources();
     }
 
@@ -363,7 +378,7 @@ impl Conn {
         let s = session::lock(&s);
         let attached: std::collections::HashSet<u64> =
             self.consumers.values().map(|c| c.source).collect();
-        let peer_max = self.engine.peer_receive_maximum().max(1) as u32;
+        let peer_max = (self.engine.peer_receive_maximum().max(1) as u32).min(QOS12_WINDOW);
         let mut added = Vec::new();
         for sub in s.subscriptions.values() {
             for src in &sub.sources {
@@ -461,6 +476,7 @@ impl Conn {
                 }
             }
         }
+        session::lock(&session).persist();
         let _ = self
             .engine
             .suback(sub.packet_id, reasons, Properties::default());
@@ -510,6 +526,7 @@ impl Conn {
                 None => reasons.push(ReasonCode::NoSubscriptionExisted),
             }
         }
+        session::lock(&session).persist();
         let _ = self
             .engine
             .unsuback(u.packet_id, reasons, Properties::default());
@@ -805,6 +822,21 @@ impl Conn {
     /// The connection is over: consumers go (their unsettled messages return to their
     /// queues), the session ends or waits for the client, the will is published.
     fn finish(&mut self) {
+        // the protocol state goes with the session: a QoS 2 message the client has
+        // acknowledged with PUBREC is the client's (settled here; only PUBREL is resent);
+        // messages not acknowledged at all go back to their queues below
+        let mut protocol = self.engine.take_session_state();
+        protocol
+            .outbound
+            .retain(|m| m.state == throng_mqtt::engine::OutboundState::AwaitingComp);
+        for m in &protocol.outbound {
+            if let Some(Some((link, token))) = self.inflight.remove(&m.packet_id) {
+                self.complete(link, token, false);
+            }
+        }
+        if let Some(s) = &self.session {
+            session::lock(s).protocol = protocol;
+        }
         let links: Vec<LinkId> = self.consumers.keys().copied().collect();
         for l in links {
             if let Some(c) = self.consumers.remove(&l) {

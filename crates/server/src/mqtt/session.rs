@@ -12,15 +12,22 @@
 //!
 //! While the client is connected its connection attaches a consumer to every source;
 //! while it is away the queues keep collecting (persistent sessions only).
+//!
+//! A persistent session (session expiry > 0 at CONNECT, or a 3.1.1 clean-session-0
+//! session) survives restarts: its topic sources are durable subscriptions (journaled
+//! queues named `$mqtt|client|filter|topic`), and its subscriptions, expiry and QoS 2
+//! packet-id state are kept in the metadata store, written whenever they change.
 
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use throng_core::queue::Queue;
 use throng_core::topic::Topic;
 use throng_core::{Address, AddressKind, Tenant};
-use throng_mqtt::codec::SubscriptionOptions;
+use throng_mqtt::codec::{RetainHandling, SubscriptionOptions};
+use throng_mqtt::engine::{OutboundMessage, OutboundState, SessionState};
 use throng_mqtt::topic::{has_wildcard, matches};
-use throng_mqtt::ByteStr;
+use throng_mqtt::{ByteStr, QoS};
 use tokio::sync::Notify;
 
 /// Where a source's messages come from, and how to let go of it.
@@ -29,6 +36,8 @@ pub enum SourceKind {
     Topic(Arc<Topic>),
     /// A shared subscription's queue on a topic (name of the share).
     Shared(Arc<Topic>, String),
+    /// A durable subscription of a persistent session on a topic (its name).
+    Durable(Arc<Tenant>, String),
     /// An existing queue address, consumed directly.
     Queue,
 }
@@ -48,6 +57,7 @@ impl Source {
         match &self.kind {
             SourceKind::Topic(t) => t.unsubscribe(&self.queue),
             SourceKind::Shared(t, name) => t.leave_shared(name),
+            SourceKind::Durable(tenant, name) => tenant.close_subscription(name),
             SourceKind::Queue => {}
         }
     }
@@ -79,6 +89,10 @@ pub enum SubscribeError {
 /// A client's session state.
 pub struct Session {
     pub tenant: Arc<Tenant>,
+    pub client_id: String,
+    /// Whether topic sources are durable subscriptions and the session is kept in the
+    /// metadata store (decided at CONNECT: session expiry > 0).
+    pub persistent: bool,
     /// By the filter as the client gave it (with any `$share/GROUP/` prefix).
     pub subscriptions: BTreeMap<String, Subscription>,
     next_source: u64,
@@ -87,22 +101,25 @@ pub struct Session {
     /// Told when a source is added outside the connection's own calls (a new topic
     /// matched a wildcard filter).
     pub changed: Arc<Notify>,
-    /// Inbound QoS 2 packet ids received and not yet released (survive reconnects).
-    pub inbound_qos2: Vec<u16>,
+    /// The engine's protocol state between connections: inbound QoS 2 ids awaiting
+    /// PUBREL, outbound QoS 2 ids awaiting PUBCOMP.
+    pub protocol: SessionState,
     /// Seconds the session outlives its connection (`u32::MAX`: forever, as MQTT 3.1.1
     /// persistent sessions; 0: ends with the connection).
     pub expiry: u32,
 }
 
 impl Session {
-    fn new(tenant: Arc<Tenant>) -> Self {
+    fn new(tenant: Arc<Tenant>, client_id: &str) -> Self {
         Session {
             tenant,
+            client_id: client_id.to_string(),
+            persistent: false,
             subscriptions: BTreeMap::new(),
             next_source: 1,
             watcher: None,
             changed: Arc::new(Notify::new()),
-            inbound_qos2: Vec::new(),
+            protocol: SessionState::default(),
             expiry: 0,
         }
     }
@@ -183,7 +200,7 @@ impl Session {
         Some(ids)
     }
 
-    /// Ends every subscription (the session is over).
+    /// Ends every subscription (the session is over) and forgets the stored session.
     pub fn clear(&mut self) {
         let keys: Vec<String> = self.subscriptions.keys().cloned().collect();
         for k in keys {
@@ -191,6 +208,65 @@ impl Session {
         }
         if let Some(w) = self.watcher.take() {
             self.tenant.unwatch_topics(w);
+        }
+        self.protocol = SessionState::default();
+        if self.persistent {
+            self.forget();
+        }
+    }
+
+    /// Writes the session to the metadata store (persistent sessions; a failure is
+    /// logged: the session goes on in memory).
+    pub fn persist(&self) {
+        if !self.persistent {
+            return;
+        }
+        let Some(m) = self.tenant.metadata() else {
+            return;
+        };
+        let stored = StoredSession {
+            expiry: self.expiry,
+            subscriptions: self
+                .subscriptions
+                .iter()
+                .map(|(key, sub)| StoredSubscription {
+                    key: key.clone(),
+                    filter: sub.filter.clone(),
+                    share: sub.share.clone(),
+                    qos: sub.options.qos as u8,
+                    no_local: sub.options.no_local,
+                    retain_as_published: sub.options.retain_as_published,
+                    retain_handling: sub.options.retain_handling as u8,
+                    id: sub.id,
+                })
+                .collect(),
+            inbound_qos2: self.protocol.inbound_qos2.clone(),
+            awaiting_comp: self
+                .protocol
+                .outbound
+                .iter()
+                .filter(|m| m.state == OutboundState::AwaitingComp)
+                .map(|m| m.packet_id)
+                .collect(),
+        };
+        let bytes = match serde_json::to_vec(&stored) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(client = %self.client_id, "cannot encode the mqtt session: {e}");
+                return;
+            }
+        };
+        if let Err(e) = m.put_mqtt_session(self.tenant.name(), &self.client_id, Some(&bytes)) {
+            tracing::error!(client = %self.client_id, "cannot store the mqtt session: {e}");
+        }
+    }
+
+    /// Removes the session from the metadata store.
+    fn forget(&self) {
+        if let Some(m) = self.tenant.metadata() {
+            if let Err(e) = m.put_mqtt_session(self.tenant.name(), &self.client_id, None) {
+                tracing::error!(client = %self.client_id, "cannot remove the mqtt session: {e}");
+            }
         }
     }
 
@@ -209,6 +285,13 @@ impl Session {
             Some(group) => {
                 let name = format!("$share/{group}/{}", sub.filter);
                 (t.join_shared(&name), SourceKind::Shared(t.clone(), name))
+            }
+            None if self.persistent => {
+                let name = format!("$mqtt|{}|{}|{}", self.client_id, sub.filter, t.name());
+                (
+                    self.tenant.open_subscription(t, &name),
+                    SourceKind::Durable(self.tenant.clone(), name),
+                )
             }
             None => (t.subscribe(), SourceKind::Topic(t.clone())),
         };
@@ -310,18 +393,15 @@ impl Sessions {
             e.epoch += 1;
             e.holder = Some(Holder { conn, kick });
             if clean {
-                let mut s = lock(&e.session);
-                s.clear();
-                s.inbound_qos2.clear();
-                drop(s);
-                e.session = Arc::new(Mutex::new(Session::new(tenant.clone())));
+                lock(&e.session).clear();
+                e.session = Arc::new(Mutex::new(Session::new(tenant.clone(), client_id)));
             }
             return Opened {
                 session: e.session.clone(),
                 present: !clean,
             };
         }
-        let session = Arc::new(Mutex::new(Session::new(tenant.clone())));
+        let session = Arc::new(Mutex::new(Session::new(tenant.clone(), client_id)));
         entries.insert(
             key,
             Entry {
@@ -349,21 +429,109 @@ impl Sessions {
         e.holder = None;
         e.epoch += 1;
         let epoch = e.epoch;
-        let expiry = lock(&e.session).expiry;
+        let expiry = {
+            let s = lock(&e.session);
+            if s.expiry != 0 {
+                s.persist();
+            }
+            s.expiry
+        };
         if expiry == 0 {
             if let Some(e) = entries.remove(&key) {
                 lock(&e.session).clear();
             }
-        } else if expiry != u32::MAX {
-            let me = Arc::clone(self);
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move {
-                    tokio::time::sleep(std::time::Duration::from_secs(expiry as u64)).await;
-                    me.expire(&key, epoch);
-                });
-            }
+        } else {
+            self.expire_after(key, epoch, expiry);
         }
         Some(epoch)
+    }
+
+    /// Ends the unheld session `key` after `expiry` seconds unless it is taken meanwhile
+    /// (`u32::MAX`: never).
+    fn expire_after(self: &Arc<Self>, key: (String, String), epoch: u64, expiry: u32) {
+        if expiry == u32::MAX {
+            return;
+        }
+        let me = Arc::clone(self);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_secs(expiry as u64)).await;
+                me.expire(&key, epoch);
+            });
+        }
+    }
+
+    /// Brings back the persistent sessions stored before a restart, unheld, their
+    /// subscriptions re-made on the durable subscriptions the node already restored;
+    /// their expiry counts again from now.
+    pub fn restore(
+        self: &Arc<Self>,
+        node: &throng_core::Node,
+        records: &[(String, String, Vec<u8>)],
+    ) {
+        for (tenant_name, client, bytes) in records {
+            let Some(tenant) = node.tenant(tenant_name) else {
+                tracing::warn!(tenant = %tenant_name, client = %client, "mqtt session of an unknown tenant skipped");
+                continue;
+            };
+            let stored: StoredSession = match serde_json::from_slice(bytes) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant_name, client = %client, "unreadable mqtt session skipped: {e}");
+                    continue;
+                }
+            };
+            let mut session = Session::new(tenant.clone(), client);
+            session.persistent = true;
+            session.expiry = stored.expiry;
+            session.protocol = SessionState {
+                inbound_qos2: stored.inbound_qos2.clone(),
+                outbound: stored
+                    .awaiting_comp
+                    .iter()
+                    .map(|id| OutboundMessage {
+                        packet_id: *id,
+                        state: OutboundState::AwaitingComp,
+                    })
+                    .collect(),
+            };
+            let session = Arc::new(Mutex::new(session));
+            for sub in &stored.subscriptions {
+                let options = SubscriptionOptions {
+                    qos: QoS::from_u8(sub.qos).unwrap_or(QoS::AtMostOnce),
+                    no_local: sub.no_local,
+                    retain_as_published: sub.retain_as_published,
+                    retain_handling: match sub.retain_handling {
+                        1 => RetainHandling::OnNewSubscription,
+                        2 => RetainHandling::Never,
+                        _ => RetainHandling::OnSubscribe,
+                    },
+                };
+                if let Err(e) = Session::subscribe(
+                    &session,
+                    &sub.key,
+                    &sub.filter,
+                    sub.share.as_deref(),
+                    options,
+                    sub.id,
+                ) {
+                    tracing::warn!(client = %client, filter = %sub.key, "mqtt subscription not restored: {e:?}");
+                }
+            }
+            let key = (tenant_name.clone(), client.clone());
+            self.entries().insert(
+                key.clone(),
+                Entry {
+                    session,
+                    holder: None,
+                    epoch: 1,
+                },
+            );
+            self.expire_after(key, 1, stored.expiry);
+        }
+        if !records.is_empty() {
+            tracing::info!(sessions = records.len(), "mqtt sessions restored");
+        }
     }
 
     /// Whether the session is still unheld at `epoch` (nothing resumed it since).
@@ -386,4 +554,25 @@ impl Sessions {
             }
         }
     }
+}
+
+/// A persistent session as the metadata store keeps it (JSON).
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredSession {
+    expiry: u32,
+    subscriptions: Vec<StoredSubscription>,
+    inbound_qos2: Vec<u16>,
+    awaiting_comp: Vec<u16>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredSubscription {
+    key: String,
+    filter: String,
+    share: Option<String>,
+    qos: u8,
+    no_local: bool,
+    retain_as_published: bool,
+    retain_handling: u8,
+    id: Option<u32>,
 }
