@@ -541,3 +541,85 @@ def test_qos2_is_exactly_once_across_a_reconnect(clients, server):
     assert pubcomp[0] == 0x70 and pubcomp[2:4] == b"\x00\x07", pubcomp
     sub.nothing(0.5)
     s.close()
+
+
+def test_v5_subscription_options_and_identifiers(clients):
+    from paho.mqtt.subscribeoptions import SubscribeOptions
+    c = clients(version=5)
+    props = Properties(PacketTypes.SUBSCRIBE)
+    props.SubscriptionIdentifier = 42
+    # no-local: the client's own messages do not come back on this subscription
+    c.c.subscribe("chat/room", options=SubscribeOptions(qos=1, noLocal=True), properties=props)
+    c.subacks.get(timeout=TIMEOUT)
+    c.publish("chat/room", b"mine")
+    other = clients(version=5)
+    other.publish("chat/room", b"theirs")
+    m = c.get()
+    assert m.payload == b"theirs", "own message not echoed (no-local)"
+    assert m.properties.SubscriptionIdentifier == [42]
+    c.nothing(0.3)
+
+    pub = clients(version=5)
+    pub.publish("flags/x", b"kept", retain=True)
+    # retain-as-published keeps the flag on live messages; retain handling 2 sends no
+    # retained message at subscribe
+    rap = clients(version=5)
+    rap.c.subscribe("flags/x", options=SubscribeOptions(qos=1, retainAsPublished=True,
+                                                         retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND))
+    rap.subacks.get(timeout=TIMEOUT)
+    rap.nothing(0.3)
+    pub.publish("flags/x", b"live", retain=True)
+    m = rap.get()
+    assert (m.payload, m.retain) == (b"live", True)
+    # retain handling 1: retained message only for a new subscription
+    once = clients(version=5)
+    opts = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+    once.c.subscribe("flags/x", options=opts)
+    once.subacks.get(timeout=TIMEOUT)
+    assert once.get().payload == b"live"
+    once.c.subscribe("flags/x", options=opts)
+    once.subacks.get(timeout=TIMEOUT)
+    once.nothing(0.3)
+
+
+def test_v5_will_delay_and_topic_alias(clients, server, tmp_path):
+    watcher = clients(version=5)
+    watcher.subscribe("delayed/#")
+    script = tmp_path / "delayed.py"
+    script.write_text(textwrap.dedent("""
+        import sys, time
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="delayed", protocol=mqtt.MQTTv5)
+        wp = Properties(PacketTypes.WILLMESSAGE)
+        wp.WillDelayInterval = 1
+        c.will_set("delayed/will", b"late", qos=1, properties=wp)
+        cp = Properties(PacketTypes.CONNECT)
+        cp.SessionExpiryInterval = 60
+        c.connect("127.0.0.1", int(sys.argv[1]), keepalive=30, properties=cp)
+        c.loop_start()
+        time.sleep(0.3)
+        # a topic alias: first publish sets it, the second uses it with an empty topic
+        p1 = Properties(PacketTypes.PUBLISH); p1.TopicAlias = 3
+        c.publish("delayed/alias", b"one", qos=1, properties=p1).wait_for_publish(5)
+        p2 = Properties(PacketTypes.PUBLISH); p2.TopicAlias = 3
+        c.publish("", b"two", qos=1, properties=p2).wait_for_publish(5)
+        print("ready", flush=True)
+        time.sleep(60)
+    """))
+    p = subprocess.Popen([sys.executable, str(script), str(server.mqtt_port)], stdout=subprocess.PIPE)
+    try:
+        assert p.stdout.readline().strip() == b"ready"
+        got = [(m.topic, m.payload) for m in (watcher.get(), watcher.get())]
+        assert got == [("delayed/alias", b"one"), ("delayed/alias", b"two")]
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=10)
+        killed_at = time.monotonic()
+    finally:
+        if p.poll() is None:
+            p.kill()
+    m = watcher.get()
+    waited = time.monotonic() - killed_at
+    assert (m.topic, m.payload) == ("delayed/will", b"late")
+    assert waited >= 0.8, f"the will waited its delay ({waited:.2f}s)"
