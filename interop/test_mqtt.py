@@ -623,3 +623,14 @@ def test_v5_will_delay_and_topic_alias(clients, server, tmp_path):
     waited = time.monotonic() - killed_at
     assert (m.topic, m.payload) == ("delayed/will", b"late")
     assert waited >= 0.8, f"the will waited its delay ({waited:.2f}s)"
+
+
+def test_amqp_message_with_retain_annotation_is_retained(clients, world):
+    snd = world.sender(world.connect(), "status/gateway", options=TopicTarget())
+    msg = Message(body=b"online", durable=True)
+    msg.annotations = {"x-opt-retain-message": True}
+    snd.send(msg)
+    late = clients()
+    late.subscribe("status/+")
+    m = late.get()
+    assert (m.topic, m.payload, m.retain) == ("status/gateway", b"online", True)

@@ -802,6 +802,9 @@ impl Conn {
                 answer(stored, settled)
             }
             Address::Topic(t) => {
+                if msg.has_message_annotations() {
+                    self.retain_if_asked(&t, &msg);
+                }
                 // durable subscriptions journal durable messages: settle once all are on disk
                 let (stored, full) = {
                     let make = settle_when_durable(&self.outbox, link, delivery_id);
@@ -832,6 +835,30 @@ impl Conn {
                 Some(DeliveryState::Accepted)
             }
         }
+    }
+
+    /// A message to a topic with the annotation `x-opt-retain-message = true` becomes
+    /// the topic's retained message (an empty body clears it), as an MQTT retained
+    /// publish does.
+    fn retain_if_asked(&self, t: &throng_core::topic::Topic, msg: &Message) {
+        let retain = msg.message_annotations().ok().flatten().is_some_and(|a| {
+            a.iter().any(|(k, v)| {
+                k.as_str() == "x-opt-retain-message" && matches!(v, Value::Bool(true))
+            })
+        });
+        if !retain {
+            return;
+        }
+        let Some(p) = &self.principal else {
+            return;
+        };
+        let empty = match msg.body() {
+            Ok(throng_amqp::message::Body::Data(b)) => b.is_empty(),
+            Ok(throng_amqp::message::Body::Empty) => true,
+            _ => false,
+        };
+        p.tenant
+            .set_retained(t.name(), (!empty).then(|| msg.clone()));
     }
 
     /// The queue is full: take the producer's remaining credit away (messages already in
