@@ -28,6 +28,8 @@ struct Inner {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     dir: PathBuf,
+    /// Holds the directory's exclusive lock for as long as the journal is open.
+    _lock: fs::File,
 }
 
 impl Drop for Inner {
@@ -103,6 +105,7 @@ impl Journal {
     pub fn open_indexed(cfg: JournalConfig) -> Result<(Journal, RecoveryReader), StoreError> {
         let start = Instant::now();
         fs::create_dir_all(&cfg.dir)?;
+        let lock = lock_dir(&cfg.dir)?;
         let pages = cfg.dir.join(PAGES_DIR);
         if pages.exists() {
             fs::remove_dir_all(&pages)?;
@@ -144,6 +147,7 @@ impl Journal {
                 shared,
                 thread: Some(thread),
                 dir: cfg.dir,
+                _lock: lock,
             }),
         };
         Ok((journal, reader))
@@ -192,5 +196,27 @@ impl Journal {
     /// [`Journal::open`], since page files never outlive the process that wrote them.
     pub fn pages_dir(&self) -> PathBuf {
         self.inner.dir.join(PAGES_DIR)
+    }
+}
+
+/// Name of the lock file in the journal directory.
+const LOCK_FILE: &str = "LOCK";
+
+/// Takes the journal directory's exclusive lock: a second process (or a second open in
+/// this one) on the same directory would corrupt it, so it is refused with
+/// [`std::io::ErrorKind::WouldBlock`].
+fn lock_dir(dir: &Path) -> Result<fs::File, StoreError> {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(StoreError::Io(std::io::Error::new(
+            std::io::ErrorKind::WouldBlock,
+            format!("journal {} is in use by another process", dir.display()),
+        ))),
+        Err(fs::TryLockError::Error(e)) => Err(StoreError::Io(e)),
     }
 }

@@ -389,3 +389,17 @@ fn writer_failure_is_reported() {
     );
     drop(j); // and dropping a failed journal does not hang
 }
+
+#[test]
+fn a_journal_directory_is_used_by_one_journal_at_a_time() {
+    let dir = std::env::temp_dir().join(format!("throng-journal-lock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (first, _) = throng_store::Journal::open(JournalConfig::new(&dir)).expect("first open");
+    let err = throng_store::Journal::open(JournalConfig::new(&dir))
+        .expect_err("second open must be refused");
+    assert!(err.to_string().contains("in use"), "{err}");
+    drop(first);
+    let (_again, _) =
+        throng_store::Journal::open(JournalConfig::new(&dir)).expect("open after close");
+    let _ = std::fs::remove_dir_all(&dir);
+}
