@@ -1,101 +1,48 @@
-//! CRC-32C (Castagnoli), the checksum of every journal record.
+//! CRC-32C (Castagnoli), the checksum of every journal and page-file record.
 //!
 //! CRC-32C rather than the zip CRC-32 because it detects more error patterns in the
-//! record sizes we write and is what other storage formats (ext4, iSCSI, RocksDB,
-//! Kafka) use, so external tools can check our files. Written here, table-driven
-//! (slicing-by-8, tables built at compile time), to keep the crate's dependencies to
-//! `bytes`, `thiserror` and `tracing`.
+//! record sizes we write, CPUs compute it in hardware (SSE 4.2 `crc32`, ARMv8 CRC), and
+//! it is what other storage formats (ext4, iSCSI, RocksDB, Kafka) use, so external tools
+//! can check our files. The `crc32c` crate picks the hardware instruction at run time
+//! and falls back to software; the table-driven software version we had before cost a
+//! third of the CPU of durable paged traffic in a profile (docs/BENCHMARKS.md).
 
-/// The reflected Castagnoli polynomial.
+/// The reflected Castagnoli polynomial (for the reference implementation in the tests).
+#[cfg(test)]
 const POLY: u32 = 0x82F6_3B78;
-
-/// `TABLES[k][b]` is the CRC contribution of byte `b` followed by `k` zero bytes, so
-/// eight bytes are folded in per step.
-static TABLES: [[u32; 256]; 8] = make_tables();
-
-const fn make_tables() -> [[u32; 256]; 8] {
-    let mut t = [[0u32; 256]; 8];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 { (c >> 1) ^ POLY } else { c >> 1 };
-            k += 1;
-        }
-        t[0][i] = c;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 256 {
-        let mut j = 1;
-        while j < 8 {
-            let prev = t[j - 1][i];
-            t[j][i] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
-            j += 1;
-        }
-        i += 1;
-    }
-    t
-}
 
 /// An incremental CRC-32C, so a record's checksum can be computed over its pieces
 /// (header fields, queue name, message bytes) without first copying them together.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Crc32c(u32);
 
 impl Crc32c {
     /// Starts a checksum.
     pub fn new() -> Self {
-        Crc32c(!0)
+        Crc32c(0)
     }
 
     /// Folds `data` in.
     pub fn update(&mut self, data: &[u8]) {
-        let mut crc = self.0;
-        let mut chunks = data.chunks_exact(8);
-        for c in &mut chunks {
-            let lo = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) ^ crc;
-            let hi = u32::from_le_bytes([c[4], c[5], c[6], c[7]]);
-            crc = TABLES[7][(lo & 0xff) as usize]
-                ^ TABLES[6][((lo >> 8) & 0xff) as usize]
-                ^ TABLES[5][((lo >> 16) & 0xff) as usize]
-                ^ TABLES[4][(lo >> 24) as usize]
-                ^ TABLES[3][(hi & 0xff) as usize]
-                ^ TABLES[2][((hi >> 8) & 0xff) as usize]
-                ^ TABLES[1][((hi >> 16) & 0xff) as usize]
-                ^ TABLES[0][(hi >> 24) as usize];
-        }
-        for &b in chunks.remainder() {
-            crc = (crc >> 8) ^ TABLES[0][((crc ^ u32::from(b)) & 0xff) as usize];
-        }
-        self.0 = crc;
+        self.0 = crc32c::crc32c_append(self.0, data);
     }
 
     /// The checksum of everything folded in so far.
     pub fn finish(&self) -> u32 {
-        !self.0
-    }
-}
-
-impl Default for Crc32c {
-    fn default() -> Self {
-        Self::new()
+        self.0
     }
 }
 
 /// The CRC-32C of `data` in one call.
 pub fn crc32c(data: &[u8]) -> u32 {
-    let mut c = Crc32c::new();
-    c.update(data);
-    c.finish()
+    crc32c::crc32c(data)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The textbook bit-at-a-time definition, to check the tables against.
+    /// The textbook bit-at-a-time definition, to check the fast version against.
     fn crc32c_bitwise(data: &[u8]) -> u32 {
         let mut crc = !0u32;
         for &b in data {
@@ -129,7 +76,7 @@ mod tests {
     }
 
     #[test]
-    fn slicing_matches_bitwise_and_incremental() {
+    fn fast_matches_bitwise_and_incremental() {
         let mut x = 0x1234_5678u32;
         let data: Vec<u8> = (0..1000)
             .map(|_| {

@@ -113,6 +113,11 @@ pub struct JournalConfig {
     /// Whether replay skips damaged records (with a warning) instead of refusing to
     /// open. Default false: damage should stop the node until an operator decides.
     pub skip_corrupt: bool,
+    /// How long the oldest segment's live messages must stay put before they are copied
+    /// forward. Consumers draining a deep queue in order empty each segment soon after
+    /// it drops under the copy threshold; copying it then would rewrite a quarter of the
+    /// journal for nothing. Default 10 s.
+    pub copy_forward_after: Duration,
 }
 
 impl JournalConfig {
@@ -123,6 +128,7 @@ impl JournalConfig {
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             fsync: true,
             skip_corrupt: false,
+            copy_forward_after: Duration::from_secs(10),
         }
     }
 }

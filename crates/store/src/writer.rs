@@ -294,6 +294,12 @@ pub(crate) struct Writer {
     uncopyable: HashSet<u64>,
     /// Off after a deletion failed, until the next segment roll-over.
     reclaim_enabled: bool,
+    /// See [`crate::JournalConfig::copy_forward_after`].
+    copy_forward_after: std::time::Duration,
+    /// The oldest segment, its live count and since when that count has not dropped:
+    /// copy-forward only moves messages that stay put (a stuck consumer), not ones an
+    /// in-order drain is about to consume.
+    oldest_watch: Option<(u64, u64, std::time::Instant)>,
     /// The last `sync()` round served.
     synced_round: u64,
     spare_buf: Vec<u8>,
@@ -350,6 +356,8 @@ impl Writer {
             shared,
             uncopyable: HashSet::new(),
             reclaim_enabled: true,
+            copy_forward_after: cfg.copy_forward_after,
+            oldest_watch: None,
             synced_round: 0,
             spare_buf: Vec::new(),
             spare_ops: Vec::new(),

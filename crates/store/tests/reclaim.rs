@@ -243,3 +243,33 @@ fn random_run(seed: u64, ops: usize, reopen_every: usize, fsync: bool) {
         segments(dir.path()).len()
     );
 }
+
+/// Copy-forward is patient: live messages that are being drained in order are not copied
+/// (they would be consumed moments later), only ones that stay put past the patience.
+#[test]
+fn copy_forward_waits_until_the_oldest_segment_is_stuck() {
+    let dir = TempDir::new("patient");
+    let mut cfg = config(dir.path(), SEGMENT);
+    cfg.copy_forward_after = std::time::Duration::from_millis(300);
+    let (j, _) = open(&cfg);
+    append_all(&j, &[enqueue("t/stuck", 1, 100)]);
+    let first = segments(dir.path())[0].0;
+    for s in 1..=400u64 {
+        append_all(&j, &[enqueue("t/flow", s, 100), ack("t/flow", s)]);
+    }
+    assert_eq!(
+        j.stats().copied_forward,
+        0,
+        "not copied while within the patience"
+    );
+    assert!(dir.path().join(segment_file_name(first)).exists());
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    for s in 401..=420u64 {
+        append_all(&j, &[enqueue("t/flow", s, 100), ack("t/flow", s)]);
+    }
+    assert!(j.stats().copied_forward >= 1, "{:?}", j.stats());
+    assert!(
+        !dir.path().join(segment_file_name(first)).exists(),
+        "stuck segment freed"
+    );
+}

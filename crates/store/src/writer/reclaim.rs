@@ -63,7 +63,10 @@ impl Writer {
     /// segment (a stuck consumer) blocking dead segments behind it: once they are 3
     /// times its size, copying it frees 4 times what it costs, so disk use stays
     /// bounded and the copying costs at most a quarter of what is freed.
-    fn should_copy_forward(&self, oldest: u64) -> bool {
+    fn should_copy_forward(&mut self, oldest: u64) -> bool {
+        if !self.oldest_is_stuck(oldest) {
+            return false;
+        }
         let segs = self.index.segments();
         if segs.len() <= 2 || self.uncopyable.contains(&oldest) {
             return false;
@@ -80,6 +83,22 @@ impl Writer {
             }
         }
         false
+    }
+
+    /// Whether the oldest segment's live count has not dropped for
+    /// `copy_forward_after` (consumers are not draining it).
+    fn oldest_is_stuck(&mut self, oldest: u64) -> bool {
+        let live = self.index.segments().get(&oldest).map_or(0, |u| u.live);
+        let now = std::time::Instant::now();
+        match self.oldest_watch {
+            Some((id, count, since)) if id == oldest && count == live => {
+                now.duration_since(since) >= self.copy_forward_after
+            }
+            _ => {
+                self.oldest_watch = Some((oldest, live, now));
+                self.copy_forward_after.is_zero()
+            }
+        }
     }
 
     /// Appends the live enqueues of `id` again (with their delivery counts) and syncs
