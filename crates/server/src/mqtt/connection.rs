@@ -35,7 +35,9 @@ use tracing::{debug, info, warn};
 
 /// Unwritten output above which the task stops reading and taking new deliveries.
 const HIGH_WATER: usize = 1 << 20;
-const SMALL_READ: usize = 4 * 1024;
+/// Read buffer of a quiet connection: devices mostly send small packets, and a hundred
+/// thousand idle clients must cost little (it grows to `LARGE_READ` while reads fill it).
+const SMALL_READ: usize = 1024;
 const LARGE_READ: usize = 64 * 1024;
 /// Credit window of a QoS 0 subscription's consumer.
 const QOS0_WINDOW: u32 = 256;
