@@ -131,6 +131,10 @@ impl LiveIndex {
         };
         if msgs.is_empty() {
             self.queues.remove(queue);
+        } else if msgs.capacity() > 4096 && msgs.len() < msgs.capacity() / 8 {
+            // a drained deep queue gives its slots back (halving each time it has shrunk
+            // to an eighth, so alternating growth and drain cost amortized O(1))
+            msgs.shrink_to(msgs.len() * 2);
         }
         self.release(e.loc);
         true
@@ -174,6 +178,12 @@ impl LiveIndex {
         out
     }
 
+    /// Slots allocated for live messages across queues (for tests of shrinking).
+    #[cfg(test)]
+    pub fn capacity(&self) -> usize {
+        self.queues.values().map(HashMap::capacity).sum()
+    }
+
     /// Live messages in total.
     #[cfg(test)]
     pub fn live(&self) -> usize {
@@ -196,6 +206,26 @@ impl LiveIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_drained_queue_gives_its_slots_back() {
+        let mut ix = LiveIndex::default();
+        ix.add_segment(1, 24);
+        for seq in 0..100_000u64 {
+            ix.enqueue("q", seq, loc(1, 24 + seq * 100));
+        }
+        let full = ix.capacity();
+        assert!(full >= 100_000);
+        for seq in 0..99_990u64 {
+            assert!(ix.ack("q", seq));
+        }
+        assert_eq!(ix.live(), 10);
+        assert!(
+            ix.capacity() <= 4096,
+            "{} slots left of {full}",
+            ix.capacity()
+        );
+    }
 
     fn loc(segment: u64, offset: u64) -> Loc {
         Loc {
