@@ -20,7 +20,7 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
     let mut conns = Vec::with_capacity(n);
     let mut pending = Vec::new();
     for i in 0..n {
-        let url = args.url.clone();
+        let url = args.url().to_string();
         let opts = connect_options(args, "idle", i);
         pending.push(tokio::spawn(async move {
             Connection::connect(&url, opts).await

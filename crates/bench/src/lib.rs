@@ -1,5 +1,6 @@
-//! `throng bench`: an AMQP 1.0 load generator on Throng's engine that works against any
-//! AMQP 1.0 server, so Throng and its peers are measured by the same tool.
+//! `throng bench`: a load generator on Throng's own protocol engines that works against
+//! any AMQP 1.0 server (the default) or any MQTT 3.1.1/5.0 broker (`--protocol mqtt`, see
+//! [`mqtt`]), so Throng and its peers are measured by the same tool.
 //!
 //! Producers stamp each message with its send time; consumers compute end-to-end latency.
 //! Throughput is messages received per second of the run; with `--server-pid`, the
@@ -7,6 +8,7 @@
 
 mod cpu;
 mod idle;
+pub mod mqtt;
 mod stats;
 
 use bytes::{Bytes, BytesMut};
@@ -28,19 +30,33 @@ pub enum SettleMode {
     Presettled,
 }
 
+/// The protocol `throng bench` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Protocol {
+    /// AMQP 1.0.
+    Amqp,
+    /// MQTT 3.1.1 or 5.0 (`--mqtt-version`).
+    Mqtt,
+}
+
 /// `throng bench` options.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// Server address HOST:PORT.
-    #[arg(long, default_value = "127.0.0.1:5672")]
-    pub url: String,
-    /// Address to send to and receive from.
+    /// Protocol to speak.
+    #[arg(long, value_enum, default_value = "amqp")]
+    pub protocol: Protocol,
+    /// Server address HOST:PORT [default: 127.0.0.1:5672 for AMQP, 127.0.0.1:1883 for
+    /// MQTT].
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Address to send to and receive from (MQTT: the topic).
     #[arg(long, default_value = "bench")]
     pub address: String,
     /// Number of producer connections.
     #[arg(long, default_value_t = 1)]
     pub producers: usize,
-    /// Number of consumer connections.
+    /// Number of consumer connections (MQTT: each subscribes to the topic and receives
+    /// every message).
     #[arg(long, default_value_t = 1)]
     pub consumers: usize,
     /// Message body size in bytes (at least 8: the send timestamp).
@@ -55,7 +71,8 @@ pub struct BenchArgs {
     /// Total send rate in messages/s (0 = as fast as credit allows).
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
-    /// Unsettled sends in flight per producer.
+    /// Unsettled sends in flight per producer (MQTT QoS 1/2: at most the server's receive
+    /// maximum).
     #[arg(long, default_value_t = 1000)]
     pub window: u32,
     /// Consumer credit window.
@@ -64,10 +81,10 @@ pub struct BenchArgs {
     /// PID of the server, to report its CPU time per message.
     #[arg(long)]
     pub server_pid: Option<u32>,
-    /// SASL PLAIN user (default: ANONYMOUS).
+    /// SASL PLAIN user (default: ANONYMOUS; MQTT: the CONNECT user name, default none).
     #[arg(long)]
     pub user: Option<String>,
-    /// SASL PLAIN password.
+    /// SASL PLAIN password (MQTT: the CONNECT password, with `--user`).
     #[arg(long, default_value = "")]
     pub password: String,
     /// Skip SASL entirely.
@@ -87,10 +104,30 @@ pub struct BenchArgs {
     /// it settles them.
     #[arg(long)]
     pub durable: bool,
+    /// MQTT: quality of service of the publishes and of the subscriptions.
+    #[arg(long, value_enum, default_value = "0")]
+    pub qos: mqtt::QosArg,
+    /// MQTT: protocol version.
+    #[arg(long, value_enum, default_value = "5")]
+    pub mqtt_version: mqtt::VersionArg,
+}
+
+impl BenchArgs {
+    /// The server address: `--url`, or the protocol's default port on 127.0.0.1.
+    pub fn url(&self) -> &str {
+        match (&self.url, self.protocol) {
+            (Some(u), _) => u,
+            (None, Protocol::Amqp) => "127.0.0.1:5672",
+            (None, Protocol::Mqtt) => "127.0.0.1:1883",
+        }
+    }
 }
 
 /// Runs a benchmark and prints its report.
 pub async fn run(args: BenchArgs) -> Result<(), String> {
+    if args.protocol == Protocol::Mqtt {
+        return mqtt::run(&args).await;
+    }
     if args.idle_connections > 0 {
         return idle::run(&args).await;
     }
@@ -188,7 +225,7 @@ pub async fn bench(args: &BenchArgs) -> Result<Report, String> {
     let mut consumer_conns = Vec::new();
     let expected = if args.consumers > 0 { args.count } else { 0 };
     for i in 0..args.consumers {
-        let conn = Connection::connect(&args.url, connect_options(args, "consumer", i))
+        let conn = Connection::connect(args.url(), connect_options(args, "consumer", i))
             .await
             .map_err(|e| e.to_string())?;
         let mut rx = conn
@@ -251,7 +288,7 @@ pub async fn bench(args: &BenchArgs) -> Result<Report, String> {
     let per = args.count / args.producers.max(1) as u64;
     let total_sent = per * args.producers.max(1) as u64;
     for i in 0..args.producers {
-        let conn = Connection::connect(&args.url, connect_options(args, "producer", i))
+        let conn = Connection::connect(args.url(), connect_options(args, "producer", i))
             .await
             .map_err(|e| e.to_string())?;
         let sender = conn
