@@ -155,6 +155,33 @@ impl Message {
         })
     }
 
+    /// The values of the message annotations named `keys` (symbols), in one pass over
+    /// the section and allocating only for the values found: for hot paths that look at
+    /// one or two annotations of every message (scheduling, the MQTT bridge).
+    pub fn find_annotations<const N: usize>(
+        &self,
+        keys: [&str; N],
+    ) -> Result<[Option<Value>; N], DecodeError> {
+        let mut out = [const { None }; N];
+        let Some(r) = self.sections.message_annotations else {
+            return Ok(out);
+        };
+        let mut d = Decoder::new(self.bytes.slice(range(r)));
+        d.read_descriptor(code_by_name)?;
+        if d.take_null()? {
+            return Ok(out);
+        }
+        let (count, end) = d.read_map_header()?;
+        for _ in 0..count / 2 {
+            match d.read_key_among(&keys)? {
+                Some(i) => out[i] = Some(d.read_value()?),
+                None => d.skip_value()?,
+            }
+        }
+        d.skip_to(end)?;
+        Ok(out)
+    }
+
     /// The application properties, with string keys.
     pub fn application_properties(&self) -> Result<Option<Vec<(String, Value)>>, DecodeError> {
         self.decode_section(self.sections.application_properties, |d| {

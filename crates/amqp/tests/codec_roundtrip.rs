@@ -896,3 +896,27 @@ fn depth_limit_does_not_depend_on_the_encoding_of_empty_lists() {
     let mut d = Decoder::new(Bytes::from(deeper));
     assert_eq!(d.read_value(), Err(throng_amqp::DecodeError::TooDeep));
 }
+
+#[test]
+fn find_annotations_reads_only_the_named_ones() {
+    use throng_amqp::message::{Message, MessageBuilder};
+    use throng_amqp::{Symbol, Value};
+    let mut b = MessageBuilder::new().data(&b"x"[..]);
+    b.message_annotations = Some(vec![
+        (Symbol::new("x-opt-a"), Value::Ubyte(1)),
+        (Symbol::new("x-opt-b"), Value::String("two".into())),
+        (Symbol::new("x-opt-c"), Value::Bool(true)),
+    ]);
+    let m = Message::parse(b.encode()).expect("parse");
+    let [c, missing, a] = m
+        .find_annotations(["x-opt-c", "x-opt-z", "x-opt-a"])
+        .expect("annotations");
+    assert_eq!(c, Some(Value::Bool(true)));
+    assert_eq!(missing, None);
+    assert_eq!(a, Some(Value::Ubyte(1)));
+    // agrees with the full decode
+    let all = m.message_annotations().expect("decode").expect("some");
+    assert_eq!(all.len(), 3);
+    let plain = Message::parse(MessageBuilder::new().data(&b"x"[..]).encode()).expect("parse");
+    assert_eq!(plain.find_annotations(["x-opt-a"]).expect("none"), [None]);
+}

@@ -499,6 +499,23 @@ impl Decoder {
         }
     }
 
+    /// Reads a map key and tells which of `keys` (symbols) it is, without allocating (a
+    /// key of another type is skipped and matches none).
+    pub fn read_key_among(&mut self, keys: &[&str]) -> Result<Option<usize>> {
+        match self.peek_code()? {
+            SYM8 | SYM32 => {
+                let c = self.u8()?;
+                let n = self.var_len(c)?;
+                let got = self.take_slice(n)?;
+                Ok(keys.iter().position(|k| k.as_bytes() == got))
+            }
+            _ => {
+                self.skip_value()?;
+                Ok(None)
+            }
+        }
+    }
+
     /// A symbol, or null.
     pub fn read_symbol_opt(&mut self) -> Result<Option<Symbol>> {
         match self.u8()? {

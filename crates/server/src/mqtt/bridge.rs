@@ -112,19 +112,21 @@ pub fn to_mqtt(msg: &Message, topic: &ByteStr, max_qos: QoS, v5: bool) -> Outbou
     let mut retained = false;
     let mut publisher = None;
     if msg.has_message_annotations() {
-        if let Ok(Some(annotations)) = msg.message_annotations() {
-            for (k, v) in annotations {
-                match k.as_str() {
-                    QOS_ANNOTATION => {
-                        if let Some(q) = v.as_u64().and_then(|q| QoS::from_u8(q as u8)) {
-                            msg_qos = q;
-                        }
-                    }
-                    RETAIN_ANNOTATION => retained = matches!(v, Value::Bool(true)),
-                    CLIENT_ANNOTATION => publisher = v.as_str().map(str::to_string),
-                    _ => {}
-                }
+        // one pass, allocating only for the client id
+        if let Ok([qos, retain, client]) =
+            msg.find_annotations([QOS_ANNOTATION, RETAIN_ANNOTATION, CLIENT_ANNOTATION])
+        {
+            if let Some(q) = qos
+                .and_then(|v| v.as_u64())
+                .and_then(|q| QoS::from_u8(q as u8))
+            {
+                msg_qos = q;
             }
+            retained = matches!(retain, Some(Value::Bool(true)));
+            publisher = match client {
+                Some(Value::String(s)) => Some(s),
+                _ => None,
+            };
         }
     }
     let payload = match msg.body() {
