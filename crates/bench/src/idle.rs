@@ -1,7 +1,8 @@
-//! The idle-connection measurement: what an open but quiet AMQP connection costs the
-//! server, read as the growth of its resident set (VmRSS) per connection.
+//! The idle-connection measurement: what an open but quiet AMQP or MQTT connection costs
+//! the server, read as the growth of its resident set (VmRSS) per connection.
 
 use crate::{connect_options, BenchArgs};
+
 use std::time::{Duration, Instant};
 use throng_client::Connection;
 
@@ -61,4 +62,109 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
         let _ = tokio::time::timeout(Duration::from_millis(100), c.close()).await;
     }
     Ok(())
+}
+
+/// Connections per source address (one address has about 28,000 ephemeral ports).
+const PER_SOURCE: usize = 20_000;
+
+/// What holding idle MQTT connections cost the server.
+#[derive(Debug, Clone)]
+pub struct IdleReport {
+    /// Connections opened (each answered with a CONNACK) and held.
+    pub connections: usize,
+    /// Time to open them all.
+    pub connect_secs: f64,
+    /// Server RSS before and after, KiB (with `--server-pid`).
+    pub rss_kib: Option<(u64, u64)>,
+}
+
+impl IdleReport {
+    /// Server memory per connection, KiB.
+    pub fn per_connection_kib(&self) -> Option<f64> {
+        self.rss_kib
+            .map(|(b, a)| a.saturating_sub(b) as f64 / self.connections.max(1) as f64)
+    }
+}
+
+/// Opens `args.idle_connections` MQTT 3.1.1 connections and reports them (see
+/// [`idle_mqtt`]).
+pub async fn run_mqtt(args: &BenchArgs) -> Result<(), String> {
+    let r = idle_mqtt(args).await?;
+    println!(
+        "idle_connections {} (mqtt, from {} source addresses) opened in {:.2} s ({:.0} connections/s)",
+        r.connections,
+        r.connections.div_ceil(PER_SOURCE),
+        r.connect_secs,
+        r.connections as f64 / r.connect_secs
+    );
+    match (r.rss_kib, r.per_connection_kib()) {
+        (Some((b, a)), Some(per)) => {
+            println!("server_rss_kib before {b} after {a} per_connection_kib {per:.2}")
+        }
+        _ => println!("server_rss n/a (no --server-pid)"),
+    }
+    Ok(())
+}
+
+/// Opens `args.idle_connections` MQTT 3.1.1 connections from 127.0.0.2, 127.0.0.3, …
+/// (CONNECT with clean session and keep-alive 0, waiting for each CONNACK), holds them
+/// two seconds (the server settles), measures, and closes them.
+pub async fn idle_mqtt(args: &BenchArgs) -> Result<IdleReport, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let n = args.idle_connections;
+    let server: std::net::SocketAddr = args
+        .url()
+        .parse()
+        .map_err(|e| format!("--url {}: {e} (an IP:PORT is needed)", args.url()))?;
+    let before = args.server_pid.and_then(rss_kib);
+    let start = Instant::now();
+    let mut conns = Vec::with_capacity(n);
+    let mut pending = Vec::new();
+    for i in 0..n {
+        let source = std::net::Ipv4Addr::new(127, 0, 0, 2 + (i / PER_SOURCE) as u8);
+        pending.push(tokio::spawn(async move {
+            let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+            socket
+                .bind((source, 0).into())
+                .map_err(|e| format!("bind {source}: {e}"))?;
+            let mut stream = socket
+                .connect(server)
+                .await
+                .map_err(|e| format!("connect from {source}: {e}"))?;
+            let id = format!("idle-{i}");
+            let mut packet = vec![0x10, (12 + id.len()) as u8];
+            packet.extend_from_slice(b"\x00\x04MQTT\x04\x02\x00\x00");
+            packet.extend_from_slice(&(id.len() as u16).to_be_bytes());
+            packet.extend_from_slice(id.as_bytes());
+            stream.write_all(&packet).await.map_err(|e| e.to_string())?;
+            let mut connack = [0u8; 4];
+            stream
+                .read_exact(&mut connack)
+                .await
+                .map_err(|e| format!("no CONNACK: {e}"))?;
+            if connack[0] != 0x20 || connack[3] != 0 {
+                return Err(format!("connection refused: CONNACK {connack:02x?}"));
+            }
+            Ok::<_, String>(stream)
+        }));
+        if pending.len() == 500 || i + 1 == n {
+            for p in pending.drain(..) {
+                conns.push(
+                    p.await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| format!("connection {}: {e}", conns.len()))?,
+                );
+            }
+        }
+    }
+    let connect_secs = start.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = args.server_pid.and_then(rss_kib);
+    let connections = conns.len();
+    drop(conns);
+    Ok(IdleReport {
+        connections,
+        connect_secs,
+        rss_kib: before.zip(after),
+    })
 }

@@ -7,7 +7,7 @@
 //! server's CPU time (utime+stime from /proc) is divided by the messages moved.
 
 mod cpu;
-mod idle;
+pub mod idle;
 pub mod mqtt;
 mod stats;
 
@@ -96,8 +96,12 @@ pub struct BenchArgs {
     /// Ask for presettled deliveries on the consumer links.
     #[arg(long)]
     pub presettled_consumers: bool,
-    /// Instead of moving messages, open this many connections (SASL, open, one session),
-    /// hold them idle, and report the server's resident memory per connection.
+    /// Instead of moving messages, open this many connections (AMQP: SASL, open, one
+    /// session; MQTT: CONNECT, clean session, keep-alive off), hold them idle, and report
+    /// the connect rate and the server's resident memory per connection. MQTT spreads
+    /// them over source addresses 127.0.0.2, 127.0.0.3, … (20,000 each: one address has
+    /// ~28,000 ephemeral ports); raise the open-file limits of both processes for large
+    /// counts (e.g. `prlimit --nofile=250000`).
     #[arg(long, default_value_t = 0)]
     pub idle_connections: usize,
     /// Send durable messages (header durable=true): a broker must have them on disk before
@@ -125,11 +129,14 @@ impl BenchArgs {
 
 /// Runs a benchmark and prints its report.
 pub async fn run(args: BenchArgs) -> Result<(), String> {
+    if args.idle_connections > 0 {
+        return match args.protocol {
+            Protocol::Amqp => idle::run(&args).await,
+            Protocol::Mqtt => idle::run_mqtt(&args).await,
+        };
+    }
     if args.protocol == Protocol::Mqtt {
         return mqtt::run(&args).await;
-    }
-    if args.idle_connections > 0 {
-        return idle::run(&args).await;
     }
     let report = bench(&args).await?;
     println!("{report}");
