@@ -88,11 +88,25 @@ pub(crate) struct Entry {
     pub(crate) expires_at: Option<u64>,
 }
 
-impl Entry {
-    /// A fresh entry, reading priority and expiry from the message and its `header`
-    /// (decoded once by the caller).
-    fn new(seq: u64, msg: Message, header: &Header, delivery_count: u32, durable: bool) -> Entry {
-        let priority = header.priority.unwrap_or(4).min(LEVELS as u8 - 1);
+/// What a queue needs to know of a message besides its bytes — header facts, expiry,
+/// scheduled time — read once per publish: a topic hands the same one to every
+/// subscription queue instead of each decoding the message again (each decode also
+/// touches the message buffer's shared reference count).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    durable: bool,
+    priority: u8,
+    expires_at: Option<u64>,
+    deliver_at: Option<u64>,
+}
+
+impl Prepared {
+    /// Reads `msg`'s header, expiry and scheduling annotations.
+    pub fn of(msg: &Message) -> Prepared {
+        Self::with_header(msg, &msg.header().unwrap_or_default())
+    }
+
+    fn with_header(msg: &Message, header: &Header) -> Prepared {
         let now = now_ms();
         let by_ttl = header.ttl.map(|t| now + t as u64);
         let absolute = msg
@@ -106,18 +120,35 @@ impl Entry {
             (a, b) => a.or(b),
         };
         let deliver_at = if msg.has_message_annotations() {
-            scheduled_time(&msg, now)
+            scheduled_time(msg, now)
         } else {
             None
         };
+        Prepared {
+            durable: header.durable == Some(true),
+            priority: header.priority.unwrap_or(4).min(LEVELS as u8 - 1),
+            expires_at,
+            deliver_at,
+        }
+    }
+
+    /// Whether the header says `durable`.
+    pub fn durable(&self) -> bool {
+        self.durable
+    }
+}
+
+impl Entry {
+    /// A fresh entry from the message and what was read of it.
+    fn new(seq: u64, msg: Message, prep: &Prepared, delivery_count: u32, durable: bool) -> Entry {
         Entry {
             seq,
             msg,
             delivery_count,
             durable,
-            priority,
-            expires_at,
-            deliver_at,
+            priority: prep.priority,
+            expires_at: prep.expires_at,
+            deliver_at: prep.deliver_at,
         }
     }
 
@@ -405,8 +436,8 @@ impl Queue {
         let mut st = self.lock();
         st.bytes += msg.len();
         st.next_seq = st.next_seq.max(seq + 1);
-        let header = msg.header().unwrap_or_default();
-        let entry = Entry::new(seq, msg, &header, delivery_count, true);
+        let prep = Prepared::of(&msg);
+        let entry = Entry::new(seq, msg, &prep, delivery_count, true);
         self.admit(&mut st, entry, true);
     }
 
@@ -638,7 +669,19 @@ impl Queue {
         msg: Message,
         on_durable: Option<MakeOnDurable<'_>>,
     ) -> (Stored, bool) {
-        self.store(msg, on_durable, true)
+        let prep = Prepared::of(&msg);
+        self.store(msg, &prep, on_durable, true)
+    }
+
+    /// Like [`Queue::publish_durably`] with the message already read (a topic reads it
+    /// once for all its subscriptions).
+    pub fn publish_prepared(
+        &self,
+        msg: Message,
+        prep: &Prepared,
+        on_durable: Option<MakeOnDurable<'_>>,
+    ) -> (Stored, bool) {
+        self.store(msg, prep, on_durable, true)
     }
 
     /// Stores a message; without `expires`, it never expires here (a message moved to an
@@ -646,11 +689,11 @@ impl Queue {
     fn store(
         &self,
         msg: Message,
+        prep: &Prepared,
         on_durable: Option<MakeOnDurable<'_>>,
         expires: bool,
     ) -> (Stored, bool) {
-        let header = msg.header().unwrap_or_default();
-        let durable = self.is_persistent() && header.durable == Some(true);
+        let durable = self.is_persistent() && prep.durable;
         let mut st = self.lock();
         if self.reject_when_full && st.bytes >= self.max_bytes {
             return (Stored::Full, false);
@@ -673,7 +716,7 @@ impl Queue {
         }
         st.next_seq += 1;
         st.bytes += msg.len();
-        let mut entry = Entry::new(seq, msg, &header, 0, durable);
+        let mut entry = Entry::new(seq, msg, prep, 0, durable);
         if !expires {
             entry.expires_at = None;
         }
@@ -691,7 +734,7 @@ impl Queue {
         drop(st);
         for entry in expired {
             if let Some(q) = &self.expiry {
-                q.store(entry.msg.clone(), None, false);
+                q.store(entry.msg.clone(), &Prepared::of(&entry.msg), None, false);
             }
             self.journal_ack(&entry);
         }

@@ -5,7 +5,7 @@
 //! its consumers and keeps collecting messages while they are away; its queue journals
 //! durable messages under the key `tenant/topic::sub::name`.
 
-use crate::queue::{MakeOnDurable, OnDurable, Persistence, Queue, Stored};
+use crate::queue::{MakeOnDurable, OnDurable, Persistence, Prepared, Queue, Stored};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -176,7 +176,9 @@ impl Topic {
     ) -> (Stored, Option<Arc<Queue>>) {
         // lock order: topic, then subscription queue (a queue never locks its topic)
         let subs = crate::sync::lock(&self.subscriptions);
-        let durable = msg.header().is_ok_and(|h| h.durable == Some(true));
+        // read once for every subscription
+        let prep = Prepared::of(&msg);
+        let durable = prep.durable();
         let persisting = if durable {
             subs.iter().filter(|q| q.is_persistent()).count()
         } else {
@@ -207,7 +209,7 @@ impl Topic {
             let cb = countdown
                 .as_ref()
                 .map(|_| &one_copy_done as MakeOnDurable<'_>);
-            let (s, room) = q.publish_durably(msg.clone(), cb);
+            let (s, room) = q.publish_prepared(msg.clone(), &prep, cb);
             if s == Stored::Failed {
                 stored = Stored::Failed;
             }
