@@ -47,7 +47,8 @@ enum Commands {
         #[arg(long)]
         skip_corrupt_journal: bool,
     },
-    /// Measure an AMQP 1.0 server: throughput, latency, server CPU per message.
+    /// Measure an AMQP 1.0 or MQTT server: throughput, latency, server CPU per message,
+    /// idle connections.
     Bench(throng_bench::BenchArgs),
 }
 
