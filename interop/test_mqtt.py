@@ -634,3 +634,27 @@ def test_amqp_message_with_retain_annotation_is_retained(clients, world):
     late.subscribe("status/+")
     m = late.get()
     assert (m.topic, m.payload, m.retain) == ("status/gateway", b"online", True)
+
+
+def test_will_published_after_keep_alive_timeout(clients, server):
+    """A client that goes silent (socket open, no packets) past 1.5x its keep-alive is
+    disconnected by the server and its will is published."""
+    watcher = clients()
+    watcher.subscribe("silent/#")
+    cid, topic, msg = b"silent-1", b"silent/status", b"timed out"
+    will = len(topic).to_bytes(2, "big") + topic + len(msg).to_bytes(2, "big") + msg
+    # 3.1.1 CONNECT: clean session + will flag (QoS 0), keep-alive 1 s
+    body = (b"\x00\x04MQTT\x04" + bytes([0x02 | 0x04]) + b"\x00\x01"
+            + len(cid).to_bytes(2, "big") + cid + will)
+    s = socket.create_connection(("127.0.0.1", server.mqtt_port), timeout=TIMEOUT)
+    try:
+        s.sendall(bytes([0x10, len(body)]) + body)
+        assert s.recv(4)[0] == 0x20
+        started = time.monotonic()
+        m = watcher.get()
+        waited = time.monotonic() - started
+        assert (m.topic, m.payload) == ("silent/status", b"timed out")
+        assert 1.2 <= waited <= 5, f"will after {waited:.2f}s (keep-alive 1 s, timeout 1.5 s)"
+        assert s.recv(16) == b"", "the server closed the silent connection"
+    finally:
+        s.close()
