@@ -658,3 +658,18 @@ def test_will_published_after_keep_alive_timeout(clients, server):
         assert s.recv(16) == b"", "the server closed the silent connection"
     finally:
         s.close()
+
+
+def test_message_expiry_counts_the_time_spent_in_the_node(clients):
+    away = clients(version=5, client_id="expiring", clean=False, session_expiry=60)
+    away.subscribe("exp/x", qos=1)
+    away.close()
+    props = Properties(PacketTypes.PUBLISH)
+    props.MessageExpiryInterval = 10
+    clients(version=5).publish("exp/x", b"soon stale", qos=1, properties=props)
+    time.sleep(2.2)
+    back = clients(version=5, client_id="expiring", clean=False, session_expiry=60)
+    m = back.get()
+    assert m.payload == b"soon stale"
+    left = m.properties.MessageExpiryInterval
+    assert 7 <= left <= 8, f"10 s minus ~2.2 s waiting, rounded up: got {left}"

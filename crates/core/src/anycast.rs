@@ -279,6 +279,7 @@ impl Anycast {
             token,
             settled,
             delivery_count: 0,
+            expires_at: None,
         });
         if settled {
             if let (true, Some(o)) = (was_held, origin) {

@@ -125,6 +125,7 @@ impl Multicast {
                     token,
                     settled: true,
                     delivery_count: 0,
+                    expires_at: None,
                 });
                 sent += 1;
             } else {

@@ -20,6 +20,9 @@ pub enum Command {
         token: u64,
         settled: bool,
         delivery_count: u32,
+        /// When the message expires (ms since the Unix epoch), for protocols that tell
+        /// the receiver the time left (MQTT 5 message expiry interval).
+        expires_at: Option<u64>,
     },
     /// Settle a producer's delivery with the outcome its message got downstream.
     Outcome {

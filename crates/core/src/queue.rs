@@ -1073,7 +1073,12 @@ impl Queue {
                 let Some(entry) = st.ready.get(lane, index) else {
                     break;
                 };
-                let (seq, msg, count) = (entry.seq, entry.msg.clone(), entry.delivery_count);
+                let (seq, msg, count, expires_at) = (
+                    entry.seq,
+                    entry.msg.clone(),
+                    entry.delivery_count,
+                    entry.expires_at,
+                );
                 let expired = entry.expired(now);
                 let c = &mut st.consumers[idx];
                 c.browse_from = Some(seq + 1);
@@ -1087,6 +1092,7 @@ impl Queue {
                     token: seq,
                     settled: true,
                     delivery_count: count,
+                    expires_at,
                 });
             }
         }
@@ -1114,6 +1120,7 @@ impl Queue {
             token: entry.seq,
             settled: c.presettled,
             delivery_count: entry.delivery_count,
+            expires_at: entry.expires_at,
         });
         if c.presettled {
             st.bytes = st.bytes.saturating_sub(entry.msg.len());

@@ -288,6 +288,7 @@ impl Conn {
                 token,
                 settled,
                 delivery_count,
+                ..
             } => self.deliver(link, msg, token, settled, delivery_count),
             Command::Outcome {
                 link,

@@ -74,6 +74,8 @@ struct Pending {
     msg: Message,
     token: u64,
     settled: bool,
+    /// When it expires (ms since the epoch): v5 deliveries carry the time left.
+    expires_at: Option<u64>,
 }
 
 /// A will to publish if the connection ends without a clean DISCONNECT.
@@ -691,6 +693,7 @@ impl Conn {
                 msg,
                 token,
                 settled,
+                expires_at,
                 ..
             } => {
                 self.pending.push_back(Pending {
@@ -698,6 +701,7 @@ impl Conn {
                     msg,
                     token,
                     settled,
+                    expires_at,
                 });
             }
             Command::Outcome {
@@ -750,6 +754,12 @@ impl Conn {
             }
             if let Some(id) = c.subscription_id.filter(|_| v5) {
                 publish.properties.subscription_identifiers = vec![id];
+            }
+            if let (true, Some(at)) = (v5, front.expires_at) {
+                // MQTT-3.3.2-6: the interval received minus the time spent here
+                let left_ms = at.saturating_sub(now_ms());
+                publish.properties.message_expiry_interval =
+                    Some(left_ms.div_ceil(1000).max(1) as u32);
             }
             let qos = publish.qos;
             let Some(p) = self.pending.pop_front() else {
@@ -923,4 +933,11 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
         None => std::future::pending().await,
     }
+}
+
+/// Milliseconds since the Unix epoch (the clock queues keep expiry in).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
