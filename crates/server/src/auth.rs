@@ -87,22 +87,32 @@ pub fn anonymous_without_sasl(node: &Node, hostname: Option<&str>) -> Result<Pri
     authenticate(node, "ANONYMOUS", None, hostname)
 }
 
-/// Checks HTTP Basic credentials (`user` or `user@tenant`, and the password) for
-/// `tenant`; no credentials is anonymous access, allowed only on tenants without users.
-pub fn authenticate_basic(
+/// Checks a user name (`user` or `user@tenant`) and password, as protocols without SASL
+/// present them (HTTP Basic, MQTT CONNECT), by the SASL PLAIN rules; `tenant` hints the
+/// tenant as the SASL hostname does. No credentials is anonymous access, allowed only on
+/// tenants without users.
+pub fn authenticate_password(
     node: &Node,
-    tenant: &str,
-    credentials: Option<(&str, &str)>,
+    tenant: Option<&str>,
+    credentials: Option<(&str, &[u8])>,
 ) -> Result<Principal, String> {
     match credentials {
-        None => authenticate(node, "ANONYMOUS", None, Some(tenant)),
+        None => authenticate(node, "ANONYMOUS", None, tenant),
         Some((user, password)) => {
             let mut plain = Vec::with_capacity(user.len() + password.len() + 2);
             plain.push(0);
             plain.extend_from_slice(user.as_bytes());
             plain.push(0);
-            plain.extend_from_slice(password.as_bytes());
-            authenticate(node, "PLAIN", Some(&plain), Some(tenant))
+            plain.extend_from_slice(password);
+            authenticate(node, "PLAIN", Some(&plain), tenant)
         }
+    }
+}
+
+impl Principal {
+    /// Whether this principal may do `op` on `address` (anonymous access may do
+    /// whatever its tenant admits).
+    pub fn may(&self, op: throng_core::Op, address: &str) -> bool {
+        self.user.as_ref().is_none_or(|u| u.may(op, address))
     }
 }

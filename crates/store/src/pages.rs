@@ -67,7 +67,6 @@ pub struct PagedMessage {
 }
 
 struct PageFile {
-    id: u64,
     path: PathBuf,
     /// Bytes on disk (not counting what is still in the write buffer).
     written: u64,
@@ -285,22 +284,13 @@ impl PageStore {
             .write(true)
             .open(&path)?;
         self.tail = Some(file);
-        self.files.push_back(PageFile {
-            id,
-            path,
-            written: 0,
-        });
+        self.files.push_back(PageFile { path, written: 0 });
         Ok(())
     }
 
     /// Page files that exist now (for tests and metrics).
     pub fn files(&self) -> usize {
         self.files.len()
-    }
-
-    /// Id of the oldest file, for logs.
-    pub fn oldest_file(&self) -> Option<u64> {
-        self.files.front().map(|f| f.id)
     }
 }
 

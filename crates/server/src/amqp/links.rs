@@ -228,10 +228,7 @@ impl Conn {
     }
 
     fn allowed(&self, op: Op, address: &str) -> bool {
-        match self.principal.as_ref().and_then(|p| p.user.as_ref()) {
-            None => true,
-            Some(u) => u.may(op, address),
-        }
+        self.principal.as_ref().is_none_or(|p| p.may(op, address))
     }
 
     pub(super) fn on_attach(&mut self, link: LinkId, attach: Attach) {

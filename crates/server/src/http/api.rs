@@ -116,10 +116,10 @@ fn authorize(
         ));
     }
     let creds = basic_credentials(headers)?;
-    let principal = auth::authenticate_basic(
+    let principal = auth::authenticate_password(
         node,
-        tenant,
-        creds.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
+        Some(tenant),
+        creds.as_ref().map(|(u, p)| (u.as_str(), p.as_bytes())),
     )
     .map_err(|reason| {
         tracing::warn!(tenant, "http: authentication refused: {reason}");
@@ -131,10 +131,7 @@ fn authorize(
             format!("credentials are for tenant `{}`", principal.tenant.name()),
         ));
     }
-    let allowed = match &principal.user {
-        None => true,
-        Some(u) => address.is_none_or(|a| u.may(op, a)),
-    };
+    let allowed = address.is_none_or(|a| principal.may(op, a));
     if !allowed {
         tracing::warn!(tenant, address, op = ?op, "http: operation refused");
         return Err(ApiError(
@@ -155,7 +152,7 @@ async fn list_addresses(
         .tenant
         .addresses()
         .into_iter()
-        .filter(|(name, _)| p.user.as_ref().is_none_or(|u| u.may(Op::View, name)))
+        .filter(|(name, _)| p.may(Op::View, name))
         .filter_map(|(name, _)| p.tenant.lookup(&name).map(|a| view(name, &a)))
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));

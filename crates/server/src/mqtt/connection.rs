@@ -91,7 +91,9 @@ struct Conn {
     sessions: Arc<Sessions>,
     engine: Connection,
     outbox: Arc<Outbox>,
-    principal: Option<Principal>,
+    /// Shared, so each publish takes it with a reference count rather than copying the
+    /// user and its permissions.
+    principal: Option<Arc<Principal>>,
     client_id: String,
     session: Option<Arc<Mutex<Session>>>,
     /// Wakes this task: session takeover (another connection took the client id).
@@ -179,7 +181,6 @@ impl Conn {
                 let _ = wr.shutdown().await;
                 return;
             }
-            let changed = self.changed.clone();
             let deadline = self.engine.poll_timeout();
             let can_read = out.len() < HIGH_WATER && !self.engine.is_closed() && !self.blocked;
             let input = self.engine.input_buffer();
@@ -193,7 +194,7 @@ impl Conn {
                 _ = kick.notified() => Wake::Kicked,
                 _ = outbox.notified(), if out.len() < HIGH_WATER => Wake::Commands,
                 r = rd.read_buf(input), if can_read => Wake::Read(r),
-                _ = wait_changed(changed) => Wake::SessionChanged,
+                _ = wait_changed(self.changed.as_deref()) => Wake::SessionChanged,
                 _ = sleep_until(deadline), if deadline.is_some() => Wake::Timer,
             };
             match wake {
@@ -275,24 +276,11 @@ impl Conn {
     }
 
     fn on_connect(&mut self, c: Connect) {
-        let creds = c.username.as_ref().map(|u| {
-            (
-                u.as_str().to_string(),
-                String::from_utf8_lossy(c.password.as_deref().unwrap_or_default()).into_owned(),
-            )
-        });
-        let principal = match &creds {
-            Some((u, p)) => {
-                let mut plain = Vec::with_capacity(u.len() + p.len() + 2);
-                plain.push(0);
-                plain.extend_from_slice(u.as_bytes());
-                plain.push(0);
-                plain.extend_from_slice(p.as_bytes());
-                auth::authenticate(&self.node, "PLAIN", Some(&plain), None)
-            }
-            None => auth::authenticate(&self.node, "ANONYMOUS", None, None),
-        };
-        let principal = match principal {
+        let creds = c
+            .username
+            .as_ref()
+            .map(|u| (u.as_str(), c.password.as_deref().unwrap_or_default()));
+        let principal = match auth::authenticate_password(&self.node, None, creds) {
             Ok(p) => p,
             Err(reason) => {
                 warn!(conn = self.id, peer = %self.peer, client = %c.client_id.as_str(), "mqtt connection refused: {reason}");
@@ -321,7 +309,7 @@ impl Conn {
             c.client_id.as_str().to_string()
         };
         if let Some(w) = &c.will {
-            if !may(&principal, Op::Send, w.topic.as_str()) {
+            if !principal.may(Op::Send, w.topic.as_str()) {
                 warn!(conn = self.id, client = %client_id, topic = %w.topic.as_str(), "will refused: no send permission");
                 let _ = self
                     .engine
@@ -359,7 +347,7 @@ impl Conn {
         }
         info!(conn = self.id, peer = %self.peer, tenant = principal.tenant.name(), client = %client_id, version = ?c.version, resumed = opened.present, "mqtt connection opened");
         self.client_id = client_id;
-        self.principal = Some(principal);
+        self.principal = Some(Arc::new(principal));
         self.session = Some(opened.session);
         props.retain_available = Some(true);
         props.wildcard_subscription_available = Some(true);
@@ -438,7 +426,7 @@ impl Conn {
                 }
             };
             let allowed = self.principal.as_ref().is_some_and(|p| {
-                may(p, Op::Recv, spec.filter)
+                p.may(Op::Recv, spec.filter)
                     && !p
                         .tenant
                         .denied_filters()
@@ -561,7 +549,7 @@ impl Conn {
         let topic = p.topic.as_str();
         let qos = p.qos;
         let v5 = self.engine.version() == Version::V5;
-        if !may(&principal, Op::Send, topic) {
+        if !principal.may(Op::Send, topic) {
             warn!(conn = self.id, client = %self.client_id, topic, "publish refused: no send permission");
             if v5 || qos == QoS::AtMostOnce {
                 if qos != QoS::AtMostOnce {
@@ -915,13 +903,7 @@ fn publish_detached(principal: &Principal, topic: &str, msg: Message) {
     }
 }
 
-/// Whether the principal may do `op` on `address` (anonymous access allows everything
-/// the tenant allows).
-fn may(p: &Principal, op: Op, address: &str) -> bool {
-    p.user.as_ref().is_none_or(|u| u.may(op, address))
-}
-
-async fn wait_changed(n: Option<Arc<Notify>>) {
+async fn wait_changed(n: Option<&Notify>) {
     match n {
         Some(n) => n.notified().await,
         None => std::future::pending().await,
