@@ -76,7 +76,7 @@ pub fn decode_frame(buf: &mut BytesMut, max_frame_size: u32) -> Result<Option<Fr
             t => Err(FrameError::UnknownType(t)),
         };
     }
-    let mut d = Decoder::new(body);
+    let mut d = Decoder::new(&body);
     match ftype {
         TYPE_AMQP => {
             let performative = Performative::decode(&mut d)?;

@@ -54,7 +54,7 @@ impl Message {
             return Err(DecodeError::Invalid("message too large"));
         }
         let mut s = Sections::default();
-        let mut d = Decoder::new(bytes.clone());
+        let mut d = Decoder::new(&bytes);
         let mut last = 0u64;
         let mut bare_start = None;
         let mut bare_end = bytes.len() as u32;
@@ -119,7 +119,7 @@ impl Message {
         match r {
             None => Ok(None),
             Some(r) => {
-                let mut d = Decoder::new(self.bytes.slice(range(r)));
+                let mut d = Decoder::window(&self.bytes, range(r));
                 d.read_descriptor(code_by_name)?;
                 f(&mut d).map(Some)
             }
@@ -166,7 +166,7 @@ impl Message {
         let Some(r) = self.sections.message_annotations else {
             return Ok(out);
         };
-        let mut d = Decoder::new(self.bytes.slice(range(r)));
+        let mut d = Decoder::window(&self.bytes, range(r));
         d.read_descriptor(code_by_name)?;
         if d.take_null()? {
             return Ok(out);
@@ -207,7 +207,7 @@ impl Message {
         let Some(r) = self.sections.properties else {
             return Ok(None);
         };
-        let mut d = Decoder::new(self.bytes.slice(range(r)));
+        let mut d = Decoder::window(&self.bytes, range(r));
         d.read_descriptor(code_by_name)?;
         let (count, _) = d.read_list_header()?;
         if count < 9 {
@@ -227,28 +227,38 @@ impl Message {
     /// The encoded body sections as received (for bridges that pass a body they cannot
     /// map on as its AMQP encoding).
     pub fn body_bytes(&self) -> Bytes {
+        self.bytes.slice(self.body_range())
+    }
+
+    /// Where the body sections lie: after the properties and application properties, up
+    /// to the footer.
+    fn body_range(&self) -> Range<usize> {
         let start = self
             .sections
             .application_properties
             .or(self.sections.properties)
             .map_or(self.sections.bare_start, |r| r.1);
-        self.bytes
-            .slice(start as usize..(self.sections.bare_end as usize).max(start as usize))
+        start as usize..(self.sections.bare_end as usize).max(start as usize)
     }
 
     /// The body sections: `data` sections concatenated, or the `amqp-value` / sequence.
     pub fn body(&self) -> Result<Body, DecodeError> {
-        let mut d = Decoder::new(
-            self.bytes
-                .slice(self.sections.bare_start as usize..self.sections.bare_end as usize),
-        );
-        let mut data: Vec<Bytes> = Vec::new();
+        let mut d = Decoder::window(&self.bytes, self.body_range());
+        // one data section (the common case) is returned as a slice, without a list
+        let mut first: Option<Bytes> = None;
+        let mut more: Vec<Bytes> = Vec::new();
         let mut seq = Vec::new();
         let mut value = None;
         while d.remaining() > 0 {
             let code = d.read_descriptor(code_by_name)?;
             match code {
-                section::DATA => data.push(d.read_binary_opt()?.unwrap_or_default()),
+                section::DATA => {
+                    let part = d.read_binary_opt()?.unwrap_or_default();
+                    match first {
+                        None => first = Some(part),
+                        Some(_) => more.push(part),
+                    }
+                }
                 section::AMQP_SEQUENCE => seq.push(d.read_value()?),
                 section::AMQP_VALUE => value = Some(d.read_value()?),
                 _ => d.skip_value()?,
@@ -258,16 +268,21 @@ impl Message {
             Body::Value(v)
         } else if !seq.is_empty() {
             Body::Sequence(seq)
-        } else if data.len() == 1 {
-            Body::Data(data.pop().unwrap_or_default())
-        } else if data.is_empty() {
-            Body::Empty
         } else {
-            let mut all = BytesMut::new();
-            for part in data {
-                all.extend_from_slice(&part);
+            match first {
+                None => Body::Empty,
+                Some(only) if more.is_empty() => Body::Data(only),
+                Some(first) => {
+                    let mut all = BytesMut::with_capacity(
+                        first.len() + more.iter().map(Bytes::len).sum::<usize>(),
+                    );
+                    all.extend_from_slice(&first);
+                    for part in more {
+                        all.extend_from_slice(&part);
+                    }
+                    Body::Data(all.freeze())
+                }
             }
-            Body::Data(all.freeze())
         })
     }
 

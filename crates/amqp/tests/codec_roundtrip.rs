@@ -22,20 +22,21 @@ fn encoded(v: &Value) -> Bytes {
 /// `read_value` and `skip_value`. Returns the encoding.
 fn roundtrip(v: &Value) -> Bytes {
     let bytes = encoded(v);
-    let mut d = Decoder::new(bytes.clone());
+    let mut d = Decoder::new(&bytes);
     let back = d
         .read_value()
         .unwrap_or_else(|e| panic!("{v:?} -> {bytes:02x?}: {e}"));
     assert_eq!(&back, v, "encoding {bytes:02x?}");
     assert_eq!(d.remaining(), 0, "read_value left bytes of {bytes:02x?}");
-    let mut d = Decoder::new(bytes.clone());
+    let mut d = Decoder::new(&bytes);
     d.skip_value().unwrap();
     assert_eq!(d.remaining(), 0, "skip_value left bytes of {bytes:02x?}");
     bytes
 }
 
 fn decode(bytes: &[u8]) -> Value {
-    let mut d = Decoder::new(Bytes::copy_from_slice(bytes));
+    let buf = Bytes::copy_from_slice(bytes);
+    let mut d = Decoder::new(&buf);
     let v = d
         .read_value()
         .unwrap_or_else(|e| panic!("{bytes:02x?}: {e}"));
@@ -639,7 +640,8 @@ fn symbolic_and_numeric_descriptors_are_equal() {
     let mut accepted = vec![0x00, 0xa3, 18];
     accepted.extend_from_slice(b"amqp:accepted:list");
     accepted.push(0x45);
-    let mut d = Decoder::new(Bytes::from(accepted));
+    let buf = Bytes::from(accepted);
+    let mut d = Decoder::new(&buf);
     assert_eq!(
         DeliveryState::read_opt(&mut d).unwrap(),
         Some(DeliveryState::Accepted)
@@ -655,7 +657,7 @@ fn symbolic_and_numeric_descriptors_are_equal() {
     let mut bad = vec![0x00, 0xa3, 14];
     bad.extend_from_slice(b"amqp:nope:list");
     bad.extend_from_slice(&list);
-    assert!(Performative::decode(&mut Decoder::new(Bytes::from(bad))).is_err());
+    assert!(Performative::decode(&mut Decoder::new(&Bytes::from(bad))).is_err());
 }
 
 /// Fields a later version of the spec may add are skipped; absent trailing fields are null.
@@ -665,7 +667,8 @@ fn composites_tolerate_extra_and_missing_fields() {
     let body = [
         0x00, 0x53, 0x18, 0xc0, 0x0a, 0x03, 0x40, 0xa1, 0x05, b'e', b'x', b't', b'r', b'a', 0x43,
     ];
-    let mut d = Decoder::new(Bytes::copy_from_slice(&body));
+    let buf = Bytes::copy_from_slice(&body);
+    let mut d = Decoder::new(&buf);
     assert_eq!(
         Performative::decode(&mut d).unwrap(),
         Performative::Close(Close { error: None })
@@ -675,7 +678,7 @@ fn composites_tolerate_extra_and_missing_fields() {
     let body = [
         0x00, 0x53, 0x11, 0xc0, 0x06, 0x04, 0x40, 0x43, 0x52, 0x10, 0x43,
     ];
-    let p = Performative::decode(&mut Decoder::new(Bytes::copy_from_slice(&body))).unwrap();
+    let p = Performative::decode(&mut Decoder::new(&Bytes::copy_from_slice(&body))).unwrap();
     assert_eq!(
         p,
         Performative::Begin(Begin {
@@ -688,7 +691,7 @@ fn composites_tolerate_extra_and_missing_fields() {
     // a mandatory field left out is an error naming it
     let body = [0x00, 0x53, 0x11, 0xc0, 0x03, 0x02, 0x40, 0x43];
     assert!(matches!(
-        Performative::decode(&mut Decoder::new(Bytes::copy_from_slice(&body))),
+        Performative::decode(&mut Decoder::new(&Bytes::copy_from_slice(&body))),
         Err(throng_amqp::DecodeError::MissingField("incoming_window"))
     ));
 }
@@ -893,7 +896,8 @@ fn depth_limit_does_not_depend_on_the_encoding_of_empty_lists() {
     deeper.extend_from_slice(&((v.len() + 4) as u32).to_be_bytes());
     deeper.extend_from_slice(&1u32.to_be_bytes());
     deeper.extend_from_slice(&v);
-    let mut d = Decoder::new(Bytes::from(deeper));
+    let buf = Bytes::from(deeper);
+    let mut d = Decoder::new(&buf);
     assert_eq!(d.read_value(), Err(throng_amqp::DecodeError::TooDeep));
 }
 
@@ -919,4 +923,35 @@ fn find_annotations_reads_only_the_named_ones() {
     assert_eq!(all.len(), 3);
     let plain = Message::parse(MessageBuilder::new().data(&b"x"[..]).encode()).expect("parse");
     assert_eq!(plain.find_annotations(["x-opt-a"]).expect("none"), [None]);
+}
+
+/// Several `data` sections (a message split by its producer) read as one body, after the
+/// properties and application properties and before a footer; `body_bytes` keeps them as
+/// encoded.
+#[test]
+fn data_sections_are_concatenated() {
+    let mut buf = BytesMut::from(
+        &MessageBuilder::new()
+            .properties(Properties {
+                to: Some("q".into()),
+                ..Properties::default()
+            })
+            .app_property("k", Value::Int(1))
+            .data(&b"hello "[..])
+            .encode()[..],
+    );
+    let body_start = buf.len() - 11; // descriptor 00 53 75, a0 06, "hello "
+    encode::descriptor(&mut buf, 0x75);
+    encode::binary(&mut buf, b"world");
+    let body_end = buf.len();
+    encode::descriptor(&mut buf, 0x78); // footer
+    encode::value(&mut buf, &Value::Map(vec![]));
+    let bytes = buf.freeze();
+    let msg = Message::parse(bytes.clone()).unwrap();
+    assert_eq!(
+        msg.body().unwrap(),
+        Body::Data(Bytes::from_static(b"hello world"))
+    );
+    assert_eq!(msg.body_bytes(), bytes.slice(body_start..body_end));
+    assert_eq!(msg.to().unwrap().as_deref(), Some("q"));
 }

@@ -64,11 +64,11 @@ fn measured<T>(f: impl FnOnce() -> T) -> (T, usize, usize, Duration) {
 }
 
 fn read(bytes: &[u8]) -> Result<Value, DecodeError> {
-    Decoder::new(Bytes::copy_from_slice(bytes)).read_value()
+    Decoder::new(&Bytes::copy_from_slice(bytes)).read_value()
 }
 
 fn skip(bytes: &[u8]) -> Result<(), DecodeError> {
-    Decoder::new(Bytes::copy_from_slice(bytes)).skip_value()
+    Decoder::new(&Bytes::copy_from_slice(bytes)).skip_value()
 }
 
 fn encoded(v: &Value) -> Vec<u8> {
@@ -99,7 +99,7 @@ proptest! {
         let mut body = BytesMut::new();
         p.encode(&mut body);
         for n in 0..body.len() {
-            let r = Performative::decode(&mut Decoder::new(Bytes::copy_from_slice(&body[..n])));
+            let r = Performative::decode(&mut Decoder::new(&Bytes::copy_from_slice(&body[..n])));
             prop_assert!(r.is_err(), "prefix {} decoded as {:?}", n, r);
         }
         for n in 1..body.len() {
@@ -138,7 +138,7 @@ proptest! {
     fn truncated_messages_fail_between_sections_only(m in arb_message()) {
         let bytes = m.encode();
         let mut boundaries = vec![0usize];
-        let mut d = Decoder::new(bytes.clone());
+        let mut d = Decoder::new(&bytes);
         while d.remaining() > 0 {
             d.skip_value().unwrap();
             boundaries.push(d.position());
@@ -455,12 +455,12 @@ fn invalid_utf8_chars_and_booleans_are_errors() {
     // @open [<container-id "\xff">]
     let open = [0x00, 0x53, 0x10, 0xc0, 0x04, 0x01, 0xa1, 0x01, 0xff];
     assert_eq!(
-        Performative::decode(&mut Decoder::new(Bytes::copy_from_slice(&open))),
+        Performative::decode(&mut Decoder::new(&Bytes::copy_from_slice(&open))),
         Err(DecodeError::InvalidUtf8)
     );
     // @detach [0, <closed: boolean byte 2>]
     let detach = [0x00, 0x53, 0x16, 0xc0, 0x04, 0x02, 0x43, 0x56, 0x02];
-    assert!(Performative::decode(&mut Decoder::new(Bytes::copy_from_slice(&detach))).is_err());
+    assert!(Performative::decode(&mut Decoder::new(&Bytes::copy_from_slice(&detach))).is_err());
     // reserved format codes
     for code in [0x01u8, 0x3f, 0x57, 0x90, 0xa2, 0xff] {
         assert_eq!(

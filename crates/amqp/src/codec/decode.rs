@@ -38,10 +38,15 @@ pub const MAX_DEPTH: u32 = 48;
 /// could claim millions of values.
 const ZERO_WIDTH_SLACK: usize = 1024;
 
-/// A cursor over an encoded buffer.
+/// A cursor over an encoded buffer. It borrows the buffer, so a decoder over part of a
+/// message costs no reference-count traffic; only values taken out as `Bytes` (binaries,
+/// a transfer's payload) share the buffer.
 #[derive(Debug, Clone)]
-pub struct Decoder {
-    buf: Bytes,
+pub struct Decoder<'a> {
+    /// The buffer values are sliced from.
+    owner: &'a Bytes,
+    /// The part of `owner` being decoded; positions are relative to it.
+    buf: &'a [u8],
     pos: usize,
     depth: u32,
     /// Zero-width array elements still allowed (see [`ZERO_WIDTH_SLACK`]).
@@ -50,15 +55,22 @@ pub struct Decoder {
 
 type Result<T> = std::result::Result<T, DecodeError>;
 
-impl Decoder {
+impl<'a> Decoder<'a> {
     /// Starts decoding at the beginning of `buf`.
-    pub fn new(buf: Bytes) -> Self {
-        let zero_width_budget = buf.len().saturating_add(ZERO_WIDTH_SLACK);
+    pub fn new(buf: &'a Bytes) -> Self {
+        Self::window(buf, 0..buf.len())
+    }
+
+    /// Decodes `range` of `buf` only (a message section, say); positions count from its
+    /// start. An out-of-bounds range decodes as empty.
+    pub fn window(buf: &'a Bytes, range: std::ops::Range<usize>) -> Self {
+        let window = buf.get(range).unwrap_or_default();
         Decoder {
-            buf,
+            owner: buf,
+            buf: window,
             pos: 0,
             depth: 0,
-            zero_width_budget,
+            zero_width_budget: window.len().saturating_add(ZERO_WIDTH_SLACK),
         }
     }
 
@@ -72,14 +84,9 @@ impl Decoder {
         self.pos
     }
 
-    /// The whole underlying buffer.
-    pub fn buffer(&self) -> &Bytes {
-        &self.buf
-    }
-
     /// The unconsumed rest of the buffer, consuming it.
     pub fn take_rest(&mut self) -> Bytes {
-        let rest = self.buf.slice(self.pos..);
+        let rest = self.owner.slice_ref(&self.buf[self.pos..]);
         self.pos = self.buf.len();
         rest
     }
@@ -132,12 +139,12 @@ impl Decoder {
 
     fn take(&mut self, n: usize) -> Result<Bytes> {
         self.need(n)?;
-        let b = self.buf.slice(self.pos..self.pos + n);
+        let b = self.owner.slice_ref(&self.buf[self.pos..self.pos + n]);
         self.pos += n;
         Ok(b)
     }
 
-    fn take_slice(&mut self, n: usize) -> Result<&[u8]> {
+    fn take_slice(&mut self, n: usize) -> Result<&'a [u8]> {
         self.need(n)?;
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;

@@ -117,26 +117,27 @@ pub fn fields(buf: &mut BytesMut, v: &[(Symbol, Value)]) {
     end_compound(buf, start, v.len() * 2, MAP8);
 }
 
-/// Reserves a 32-bit compound header; [`end_compound`] fills it in (shrinking to the
-/// 8-bit form when it fits). Returns the header's offset.
+/// Reserves a compound header; [`end_compound`] fills it in. The 8-bit form is reserved,
+/// as nearly every compound fits it: only a larger one is moved to make room for the 32-bit
+/// header. Returns the header's offset.
 pub fn begin_compound(buf: &mut BytesMut, code32: u8) -> usize {
     let start = buf.len();
     buf.put_u8(code32);
-    buf.put_u32(0);
-    buf.put_u32(0);
+    buf.put_u16(0);
     start
 }
 
 /// Completes a compound started by [`begin_compound`] holding `count` elements.
 pub fn end_compound(buf: &mut BytesMut, start: usize, count: usize, code8: u8) {
-    let body_len = buf.len() - start - 9;
+    let body_len = buf.len() - start - 3;
     if body_len + 1 < 256 && count < 256 {
         buf[start] = code8;
         buf[start + 1] = (body_len + 1) as u8;
         buf[start + 2] = count as u8;
-        buf.copy_within(start + 9.., start + 3);
-        buf.truncate(start + 3 + body_len);
     } else {
+        // make room for the 32-bit size and count: 6 more header bytes
+        buf.put_bytes(0, 6);
+        buf.copy_within(start + 3..start + 3 + body_len, start + 9);
         buf[start + 1..start + 5].copy_from_slice(&((body_len + 4) as u32).to_be_bytes());
         buf[start + 5..start + 9].copy_from_slice(&(count as u32).to_be_bytes());
     }

@@ -28,7 +28,8 @@ fn padded(b: &[u8], pad: usize) -> Bytes {
 fn check_performative_reencoding(p: &Performative, original_len: usize) {
     let mut first = BytesMut::new();
     p.encode(&mut first);
-    let mut d = Decoder::new(padded(&first, original_len));
+    let padded_first = padded(&first, original_len);
+    let mut d = Decoder::new(&padded_first);
     let again = Performative::decode(&mut d)
         .unwrap_or_else(|e| panic!("re-encoded {p:?} does not decode: {e}"));
     assert_eq!(
@@ -44,7 +45,7 @@ fn check_performative_reencoding(p: &Performative, original_len: usize) {
 fn check_sasl_reencoding(s: &SaslFrame) {
     let mut first = BytesMut::new();
     s.encode(&mut first);
-    let again = SaslFrame::decode(&mut Decoder::new(first.clone().freeze()))
+    let again = SaslFrame::decode(&mut Decoder::new(&first.clone().freeze()))
         .unwrap_or_else(|e| panic!("re-encoded {s:?} does not decode: {e}"));
     let mut second = BytesMut::new();
     again.encode(&mut second);
@@ -124,10 +125,10 @@ pub fn message_parse(data: &[u8]) {
 /// that decodes ends where decoding did.
 pub fn value_decode(data: &[u8]) {
     let bytes = Bytes::copy_from_slice(data);
-    let mut d = Decoder::new(bytes.clone());
+    let mut d = Decoder::new(&bytes);
     let read = d.read_value();
     let read_end = d.position();
-    let mut s = Decoder::new(bytes);
+    let mut s = Decoder::new(&bytes);
     let skipped = s.skip_value();
     if let Ok(v) = read {
         assert!(
@@ -141,7 +142,8 @@ pub fn value_decode(data: &[u8]) {
         );
         let mut first = BytesMut::new();
         encode::value(&mut first, &v);
-        let mut d = Decoder::new(padded(&first, data.len()));
+        let padded_first = padded(&first, data.len());
+        let mut d = Decoder::new(&padded_first);
         let again: Value = d
             .read_value()
             .unwrap_or_else(|e| panic!("re-encoded {v:?} fails: {e}"));
