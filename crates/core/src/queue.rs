@@ -107,8 +107,8 @@ impl Prepared {
     }
 
     fn with_header(msg: &Message, header: &Header) -> Prepared {
-        let now = now_ms();
-        let by_ttl = header.ttl.map(|t| now + t as u64);
+        let mut now = Clock::lazy();
+        let by_ttl = header.ttl.map(|t| now.ms() + t as u64);
         let absolute = msg
             .absolute_expiry_time()
             .ok()
@@ -120,7 +120,7 @@ impl Prepared {
             (a, b) => a.or(b),
         };
         let deliver_at = if msg.has_message_annotations() {
-            scheduled_time(msg, now)
+            scheduled_time(msg, &mut now)
         } else {
             None
         };
@@ -152,14 +152,14 @@ impl Entry {
         }
     }
 
-    fn expired(&self, now: u64) -> bool {
-        self.expires_at.is_some_and(|t| t <= now)
+    fn expired(&self, now: &mut Clock) -> bool {
+        self.expires_at.is_some_and(|t| t <= now.ms())
     }
 }
 
 /// The delivery time a message asks for in its annotations (`x-opt-delivery-time`, a
 /// timestamp, or `x-opt-delivery-delay`, milliseconds from `now`), if in the future.
-fn scheduled_time(msg: &Message, now: u64) -> Option<u64> {
+fn scheduled_time(msg: &Message, now: &mut Clock) -> Option<u64> {
     // one pass, no allocation for the annotations it does not want (MQTT messages always
     // carry a few)
     let [time, delay] = msg
@@ -168,10 +168,25 @@ fn scheduled_time(msg: &Message, now: u64) -> Option<u64> {
     let at = match (time, delay) {
         (Some(throng_amqp::Value::Timestamp(t)), _) => Some(t as u64),
         (Some(v), _) => v.as_i64().map(|t| t as u64),
-        (None, Some(v)) => v.as_i64().filter(|d| *d > 0).map(|d| now + d as u64),
-        (None, None) => None,
+        (None, Some(v)) => v.as_i64().filter(|d| *d > 0).map(|d| now.ms() + d as u64),
+        (None, None) => return None,
     };
-    at.filter(|t| *t > now)
+    at.filter(|t| *t > now.ms())
+}
+
+/// The time, read at most once per dispatch pass or message, and only if a message has an
+/// expiry or a delivery time: most have neither, and reading the clock is a measurable
+/// share of a small message's cost.
+struct Clock(Option<u64>);
+
+impl Clock {
+    fn lazy() -> Self {
+        Clock(None)
+    }
+
+    fn ms(&mut self) -> u64 {
+        *self.0.get_or_insert_with(now_ms)
+    }
 }
 
 /// Milliseconds since the Unix epoch.
@@ -971,7 +986,7 @@ impl Queue {
     /// No selectors: the head of the queue goes to the next consumer with credit.
     fn dispatch_in_order(&self, st: &mut State) {
         let n = st.consumers.len();
-        let now = now_ms();
+        let mut now = Clock::lazy();
         loop {
             if n == 0 {
                 break;
@@ -995,7 +1010,7 @@ impl Queue {
             let Some(entry) = st.ready.pop_first() else {
                 break;
             };
-            if entry.expired(now) {
+            if entry.expired(&mut now) {
                 self.expire(st, entry);
                 continue;
             }
@@ -1015,7 +1030,7 @@ impl Queue {
     /// (round robin) with credit whose selector it matches; unmatched messages wait.
     fn dispatch_selecting(&self, st: &mut State) {
         let n = st.consumers.len();
-        let now = now_ms();
+        let mut now = Clock::lazy();
         let mut scanned = 0;
         let mut complete = true;
         'lanes: for lane in (0..LEVELS).rev() {
@@ -1029,7 +1044,7 @@ impl Queue {
                 let Some(entry) = st.ready.get(lane, index) else {
                     break;
                 };
-                if entry.expired(now) {
+                if entry.expired(&mut now) {
                     if let Some(e) = st.ready.remove(lane, index) {
                         self.expire(st, e);
                     }
@@ -1059,7 +1074,7 @@ impl Queue {
 
     /// Browsers get presettled copies of what they have not seen, in arrival order.
     fn dispatch_browsers(&self, st: &mut State) {
-        let now = now_ms();
+        let mut now = Clock::lazy();
         for idx in 0..st.consumers.len() {
             loop {
                 let c = &st.consumers[idx];
@@ -1079,7 +1094,7 @@ impl Queue {
                     entry.delivery_count,
                     entry.expires_at,
                 );
-                let expired = entry.expired(now);
+                let expired = entry.expired(&mut now);
                 let c = &mut st.consumers[idx];
                 c.browse_from = Some(seq + 1);
                 if expired || c.selector.as_ref().is_some_and(|s| !s.matches(&msg)) {
@@ -1114,20 +1129,24 @@ impl Queue {
     fn hand_over(&self, st: &mut State, idx: usize, entry: Entry) {
         let c = &mut st.consumers[idx];
         c.credit.dispatched = c.credit.dispatched.wrapping_add(1);
-        c.outbox.push(Command::Deliver {
-            link: c.link,
-            msg: entry.msg.clone(),
+        let (link, settled, key) = (c.link, c.presettled, c.key);
+        let deliver = |msg| Command::Deliver {
+            link,
+            msg,
             token: entry.seq,
-            settled: c.presettled,
+            settled,
             delivery_count: entry.delivery_count,
             expires_at: entry.expires_at,
-        });
-        if c.presettled {
+        };
+        if settled {
+            // the queue is done with it: the message moves to the outbox
             st.bytes = st.bytes.saturating_sub(entry.msg.len());
             st.mem_bytes = st.mem_bytes.saturating_sub(entry.msg.len());
             self.journal_ack(&entry);
+            let command = deliver(entry.msg);
+            st.consumers[idx].outbox.push(command);
         } else {
-            let key = c.key;
+            c.outbox.push(deliver(entry.msg.clone()));
             st.unacked.insert(entry.seq, (key, entry));
         }
     }
