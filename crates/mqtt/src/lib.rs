@@ -10,5 +10,6 @@ pub mod engine;
 pub mod topic;
 
 pub use codec::{
-    ByteStr, DecodeError, Decoder, Packet, Properties, Publish, QoS, ReasonCode, Version,
+    ByteStr, DecodeError, Decoder, Packet, Properties, PropertySet, Publish, QoS, ReasonCode,
+    Version,
 };

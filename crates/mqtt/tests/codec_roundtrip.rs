@@ -93,44 +93,47 @@ fn arb_props() -> impl Strategy<Value = Properties> {
         opt(any::<bool>()),
         opt(any::<bool>()),
     );
-    (a, b, c).prop_map(|(a, b, c)| Properties {
-        payload_format_indicator: a.0,
-        message_expiry_interval: a.1,
-        content_type: a.2,
-        response_topic: a.3,
-        correlation_data: a.4,
-        subscription_identifiers: a.5,
-        session_expiry_interval: a.6,
-        assigned_client_identifier: a.7,
-        server_keep_alive: a.8,
-        authentication_method: b.0,
-        authentication_data: b.1,
-        request_problem_information: b.2,
-        will_delay_interval: b.3,
-        request_response_information: b.4,
-        response_information: b.5,
-        server_reference: b.6,
-        reason_string: b.7,
-        receive_maximum: b.8,
-        topic_alias_maximum: c.0,
-        topic_alias: c.1,
-        maximum_qos: c.2,
-        retain_available: c.3,
-        user_properties: c.4,
-        maximum_packet_size: c.5,
-        wildcard_subscription_available: c.6,
-        subscription_identifier_available: c.7,
-        shared_subscription_available: c.8,
+    (a, b, c).prop_map(|(a, b, c)| {
+        Properties::from(PropertySet {
+            payload_format_indicator: a.0,
+            message_expiry_interval: a.1,
+            content_type: a.2,
+            response_topic: a.3,
+            correlation_data: a.4,
+            subscription_identifiers: a.5,
+            session_expiry_interval: a.6,
+            assigned_client_identifier: a.7,
+            server_keep_alive: a.8,
+            authentication_method: b.0,
+            authentication_data: b.1,
+            request_problem_information: b.2,
+            will_delay_interval: b.3,
+            request_response_information: b.4,
+            response_information: b.5,
+            server_reference: b.6,
+            reason_string: b.7,
+            receive_maximum: b.8,
+            topic_alias_maximum: c.0,
+            topic_alias: c.1,
+            maximum_qos: c.2,
+            retain_available: c.3,
+            user_properties: c.4,
+            maximum_packet_size: c.5,
+            wildcard_subscription_available: c.6,
+            subscription_identifier_available: c.7,
+            shared_subscription_available: c.8,
+        })
     })
 }
 
 /// Keeps the properties `ctx` allows.
 fn restrict(p: Properties, ctx: PropertyContext) -> Properties {
     use PropertyContext::*;
-    let mut r = Properties {
+    let p = p.into_set();
+    let mut r = Properties::from(PropertySet {
         user_properties: p.user_properties.clone(),
-        ..Properties::default()
-    };
+        ..PropertySet::default()
+    });
     match ctx {
         Connect => {
             r.session_expiry_interval = p.session_expiry_interval;
@@ -616,11 +619,11 @@ fn dropping_diagnostics_shrinks_a_packet() {
     let mut p = Packet::PubAck(PubResponse {
         packet_id: 1,
         reason: ReasonCode::NotAuthorized,
-        properties: Properties {
+        properties: Properties::from(PropertySet {
             reason_string: Some(s("you may not publish here")),
             user_properties: vec![(s("a"), s("b"))],
-            ..Properties::default()
-        },
+            ..PropertySet::default()
+        }),
     });
     let before = encoded_len(&p, Version::V5);
     p.properties_mut().unwrap().strip_diagnostics();

@@ -133,10 +133,10 @@ fn connect_v3_and_v5() {
             (v, "dev-1", 30)
         );
         assert_eq!(p.server.version(), v);
-        let props = Properties {
+        let props = Properties::from(PropertySet {
             assigned_client_identifier: Some("x".into()),
-            ..Properties::default()
-        };
+            ..PropertySet::default()
+        });
         p.server.accept(true, props).unwrap();
         p.pump();
         let Event::ConnAck(a) = p.ce.remove(0) else {
@@ -327,10 +327,10 @@ fn qos2_duplicate_is_not_emitted_twice() {
 
 #[test]
 fn receive_maximum_respected_outbound() {
-    let props = Properties {
+    let props = Properties::from(PropertySet {
         receive_maximum: Some(2),
-        ..Properties::default()
-    };
+        ..PropertySet::default()
+    });
     let mut p = Pair::connected(Version::V5, props);
     assert_eq!(p.client.send_credit(), 2);
     p.client.publish(msg("a", b"1", QoS::AtLeastOnce)).unwrap();
@@ -355,10 +355,10 @@ fn receive_maximum_respected_outbound() {
 
 #[test]
 fn receive_maximum_exceeded_inbound_disconnects_0x93() {
-    let props = Properties {
+    let props = Properties::from(PropertySet {
         receive_maximum: Some(1),
-        ..Properties::default()
-    };
+        ..PropertySet::default()
+    });
     let mut p = Pair::connected(Version::V5, props);
     // a misbehaving client: raw PUBLISHes with ids 1 and 2 and no ack in between
     for id in [1u8, 2] {
@@ -433,10 +433,10 @@ fn client_pings_and_gives_up_without_pingresp() {
 fn server_keep_alive_overrides() {
     let mut connect = Connect::new(Version::V5, "k");
     connect.keep_alive = 1000;
-    let props = Properties {
+    let props = Properties::from(PropertySet {
         server_keep_alive: Some(20),
-        ..Properties::default()
-    };
+        ..PropertySet::default()
+    });
     let p = Pair::connected_with(connect, Config::client(), Config::server(), props);
     assert_eq!(p.client.keep_alive(), Duration::from_secs(20));
     assert_eq!(p.server.keep_alive(), Duration::from_secs(20));
@@ -444,10 +444,10 @@ fn server_keep_alive_overrides() {
 
 #[test]
 fn topic_alias_both_ways() {
-    let props = Properties {
+    let props = Properties::from(PropertySet {
         topic_alias_maximum: Some(4),
-        ..Properties::default()
-    };
+        ..PropertySet::default()
+    });
     let mut p = Pair::connected(Version::V5, props);
     for _ in 0..3 {
         p.client
@@ -471,10 +471,10 @@ fn topic_alias_both_ways() {
 
 #[test]
 fn invalid_topic_alias_is_0x94_and_unknown_alias_0x82() {
-    let props = Properties {
+    let props = Properties::from(PropertySet {
         topic_alias_maximum: Some(2),
-        ..Properties::default()
-    };
+        ..PropertySet::default()
+    });
     let mut p = Pair::connected(Version::V5, props.clone());
     // alias 3 > maximum 2
     p.server.handle_input(

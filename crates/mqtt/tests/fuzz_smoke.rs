@@ -82,13 +82,13 @@ fn run(name: &str, seeds: &[Vec<u8>], cases: usize, body: fn(&[u8]), seed: u64) 
 
 fn sample_packets(v: Version) -> Vec<Packet> {
     let s = ByteStr::from;
-    let props = Properties {
+    let props = Properties::from(PropertySet {
         content_type: Some(s("text/plain")),
         user_properties: vec![(s("k"), s("v"))],
         message_expiry_interval: Some(30),
         correlation_data: Some(Bytes::from_static(b"\x01\x02")),
-        ..Properties::default()
-    };
+        ..PropertySet::default()
+    });
     let mut connect = Connect::new(v, "client");
     connect.will = Some(Will {
         topic: s("will/t"),

@@ -17,7 +17,7 @@ pub mod varint;
 pub use decode::{decode_packet, split_packet, Decoder};
 pub use encode::{encode, encode_publish, encode_publish_head, encoded_len, publish_encoded_len};
 pub use packet::*;
-pub use properties::{Properties, PropertyContext};
+pub use properties::{Properties, PropertyContext, PropertySet};
 pub use reason::ReasonCode;
 pub use string::ByteStr;
 

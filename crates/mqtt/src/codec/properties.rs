@@ -119,11 +119,105 @@ impl PropertyContext {
     }
 }
 
+/// A packet's MQTT 5 properties, as small as a pointer: most packets (nearly every
+/// PUBLISH, every v3 packet) carry none, and packets are moved several times between the
+/// decoder, the engine and the application, so the [`PropertySet`] is boxed and only
+/// allocated once a property is set. Reads of an empty one see [`PropertySet::EMPTY`];
+/// a write through `DerefMut` allocates it.
+#[derive(Clone, Default)]
+pub struct Properties(Option<Box<PropertySet>>);
+
+static EMPTY_SET: PropertySet = PropertySet::EMPTY;
+
+impl std::ops::Deref for Properties {
+    type Target = PropertySet;
+    fn deref(&self) -> &PropertySet {
+        self.0.as_deref().unwrap_or(&EMPTY_SET)
+    }
+}
+
+impl std::ops::DerefMut for Properties {
+    fn deref_mut(&mut self) -> &mut PropertySet {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
+impl PartialEq for Properties {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Properties {}
+
+impl std::fmt::Debug for Properties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+impl From<PropertySet> for Properties {
+    fn from(set: PropertySet) -> Self {
+        Properties(Some(Box::new(set)))
+    }
+}
+
+impl Properties {
+    /// Whether no property is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|s| s.is_empty())
+    }
+
+    /// The properties by value, to take fields out of them.
+    pub fn into_set(self) -> PropertySet {
+        self.0.map(|s| *s).unwrap_or_default()
+    }
+
+    /// The size of the properties without their length prefix.
+    pub fn content_len(&self) -> usize {
+        self.0.as_ref().map_or(0, |s| s.content_len())
+    }
+
+    /// The size of the property block: length prefix plus properties.
+    pub fn encoded_len(&self) -> usize {
+        self.0.as_ref().map_or(1, |s| s.encoded_len())
+    }
+
+    /// Writes the property block (length prefix plus properties).
+    pub fn encode(&self, out: &mut impl BufMut) {
+        match &self.0 {
+            None => out.put_u8(0),
+            Some(s) => s.encode(out),
+        }
+    }
+
+    /// Removes the diagnostic properties (reason string, user properties) a sender drops
+    /// when a packet would exceed the peer's maximum packet size.
+    pub fn strip_diagnostics(&mut self) {
+        if let Some(s) = &mut self.0 {
+            s.strip_diagnostics();
+        }
+    }
+
+    /// Decodes a property block (length + properties) for the given packet.
+    pub(crate) fn decode(
+        r: &mut Reader<'_>,
+        ctx: PropertyContext,
+    ) -> Result<Properties, DecodeError> {
+        let len = r.varint()? as usize;
+        let pr = r.sub(len)?;
+        if pr.is_empty() {
+            return Ok(Properties::default());
+        }
+        PropertySet::decode(pr, ctx).map(Properties::from)
+    }
+}
+
 /// Every MQTT 5 property. A packet uses the subset its [`PropertyContext`] allows; absent
 /// properties are `None` / empty (an empty `Vec` does not allocate), strings and binaries
 /// are slices of the received packet.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Properties {
+pub struct PropertySet {
     /// 0 = unspecified bytes, 1 = UTF-8 payload (PUBLISH, will).
     pub payload_format_indicator: Option<u8>,
     /// Seconds until the message expires (PUBLISH, will).
@@ -166,7 +260,38 @@ fn flag(r: &mut Reader<'_>) -> Result<bool, DecodeError> {
     }
 }
 
-impl Properties {
+impl PropertySet {
+    /// No property set: what an empty [`Properties`] reads as.
+    pub const EMPTY: PropertySet = PropertySet {
+        payload_format_indicator: None,
+        message_expiry_interval: None,
+        content_type: None,
+        response_topic: None,
+        correlation_data: None,
+        subscription_identifiers: Vec::new(),
+        session_expiry_interval: None,
+        assigned_client_identifier: None,
+        server_keep_alive: None,
+        authentication_method: None,
+        authentication_data: None,
+        request_problem_information: None,
+        will_delay_interval: None,
+        request_response_information: None,
+        response_information: None,
+        server_reference: None,
+        reason_string: None,
+        receive_maximum: None,
+        topic_alias_maximum: None,
+        topic_alias: None,
+        maximum_qos: None,
+        retain_available: None,
+        user_properties: Vec::new(),
+        maximum_packet_size: None,
+        wildcard_subscription_available: None,
+        subscription_identifier_available: None,
+        shared_subscription_available: None,
+    };
+
     /// Whether no property is set.
     pub fn is_empty(&self) -> bool {
         self.content_len() == 0
@@ -179,17 +304,10 @@ impl Properties {
         self.user_properties = Vec::new();
     }
 
-    /// Decodes a property block (length + properties) for the given packet.
-    pub(crate) fn decode(
-        r: &mut Reader<'_>,
-        ctx: PropertyContext,
-    ) -> Result<Properties, DecodeError> {
-        let len = r.varint()? as usize;
-        let mut pr = r.sub(len)?;
-        let mut p = Properties::default();
-        if pr.is_empty() {
-            return Ok(p);
-        }
+    /// Decodes the properties of a non-empty property block (`pr` holds them, without
+    /// the length prefix).
+    fn decode(mut pr: Reader<'_>, ctx: PropertyContext) -> Result<PropertySet, DecodeError> {
+        let mut p = PropertySet::default();
         let allowed = ctx.allowed();
         let mut seen = 0u64;
         while !pr.is_empty() {
