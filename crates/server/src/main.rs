@@ -113,3 +113,9 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// jemalloc: messages are allocated on one worker thread and freed on another, which
+/// glibc's malloc serves with contended arena locks (see docs/BENCHMARKS.md, MQTT).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

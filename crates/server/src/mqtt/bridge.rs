@@ -19,9 +19,9 @@
 
 use bytes::{Bytes, BytesMut};
 use throng_amqp::codec::{encode, format};
-use throng_amqp::definitions::{Header, Properties as AmqpProperties};
+use throng_amqp::definitions::Header;
 use throng_amqp::message::{section, Body, Message};
-use throng_amqp::{Symbol, Value};
+use throng_amqp::Value;
 use throng_mqtt::{ByteStr, Properties, Publish, QoS};
 
 /// Annotation carrying the MQTT QoS a message was published with.
@@ -65,17 +65,44 @@ pub fn to_amqp(
         encode::boolean(&mut buf, true);
     }
     encode::end_compound(&mut buf, start, if retain { 6 } else { 4 }, format::MAP8);
-    AmqpProperties {
-        to: Some(topic.to_string()),
-        reply_to: props
-            .response_topic
-            .as_ref()
-            .map(|t| t.as_str().to_string()),
-        correlation_id: props.correlation_data.clone().map(Value::Binary),
-        content_type: props.content_type.as_ref().map(|c| Symbol::new(c.as_str())),
-        ..AmqpProperties::default()
+    // properties: message-id, user-id, to, subject, reply-to, correlation-id,
+    // content-type; trailing nulls left out
+    encode::descriptor(&mut buf, section::PROPERTIES);
+    let start = encode::begin_compound(&mut buf, format::LIST32);
+    encode::null(&mut buf);
+    encode::null(&mut buf);
+    encode::string(&mut buf, topic);
+    let (reply_to, correlation, content_type) = (
+        props.response_topic.as_ref(),
+        props.correlation_data.as_ref(),
+        props.content_type.as_ref(),
+    );
+    let count = if content_type.is_some() {
+        7
+    } else if correlation.is_some() {
+        6
+    } else if reply_to.is_some() {
+        5
+    } else {
+        3
+    };
+    if count > 3 {
+        encode::null(&mut buf);
+        match reply_to {
+            Some(r) => encode::string(&mut buf, r.as_str()),
+            None => encode::null(&mut buf),
+        }
     }
-    .encode(&mut buf);
+    if count > 5 {
+        match correlation {
+            Some(c) => encode::binary(&mut buf, c),
+            None => encode::null(&mut buf),
+        }
+    }
+    if let Some(c) = content_type {
+        encode::symbol(&mut buf, c.as_str());
+    }
+    encode::end_compound(&mut buf, start, count, format::LIST8);
     if !props.user_properties.is_empty() {
         encode::descriptor(&mut buf, section::APPLICATION_PROPERTIES);
         let start = encode::begin_compound(&mut buf, format::MAP32);
@@ -103,17 +130,19 @@ fn amqp_capacity(topic: &str, client: &str, props: &Properties, payload: usize) 
     128 + topic.len() + client.len() + props.encoded_len() + payload
 }
 
-/// What an MQTT subscriber's delivery is made of, read from a stored AMQP message.
-pub struct Outbound {
-    pub publish: Publish,
-    /// Set by an MQTT publisher: its client id (for no-local).
-    pub publisher: Option<String>,
+/// The client id of the MQTT client that published `msg`, if one did: for no-local
+/// subscriptions, the only ones that need it.
+pub fn publisher(msg: &Message) -> Option<String> {
+    match msg.find_annotations([CLIENT_ANNOTATION]) {
+        Ok([Some(Value::String(s))]) => Some(s),
+        _ => None,
+    }
 }
 
 /// The MQTT publish for a stored message delivered on `topic`, at most at `max_qos`.
-/// `retain` is the flag to send (retain-as-published or a retained message on subscribe
-/// decides it, see the caller); `None` leaves it to the message's own annotation.
-pub fn to_mqtt(msg: &Message, topic: &ByteStr, max_qos: QoS, v5: bool) -> Outbound {
+/// Its retain flag is the message's own (set when an MQTT client published it retained);
+/// the caller clears it unless the subscription asked for retain-as-published.
+pub fn to_mqtt(msg: &Message, topic: &ByteStr, max_qos: QoS, v5: bool) -> Publish {
     let header = msg.header().unwrap_or_default();
     let mut msg_qos = if header.durable == Some(true) {
         QoS::AtLeastOnce
@@ -121,12 +150,9 @@ pub fn to_mqtt(msg: &Message, topic: &ByteStr, max_qos: QoS, v5: bool) -> Outbou
         QoS::AtMostOnce
     };
     let mut retained = false;
-    let mut publisher = None;
     if msg.has_message_annotations() {
-        // one pass, allocating only for the client id
-        if let Ok([qos, retain, client]) =
-            msg.find_annotations([QOS_ANNOTATION, RETAIN_ANNOTATION, CLIENT_ANNOTATION])
-        {
+        // one pass, allocating nothing
+        if let Ok([qos, retain]) = msg.find_annotations([QOS_ANNOTATION, RETAIN_ANNOTATION]) {
             if let Some(q) = qos
                 .and_then(|v| v.as_u64())
                 .and_then(|q| QoS::from_u8(q as u8))
@@ -134,10 +160,6 @@ pub fn to_mqtt(msg: &Message, topic: &ByteStr, max_qos: QoS, v5: bool) -> Outbou
                 msg_qos = q;
             }
             retained = matches!(retain, Some(Value::Bool(true)));
-            publisher = match client {
-                Some(Value::String(s)) => Some(s),
-                _ => None,
-            };
         }
     }
     let payload = match msg.body() {
@@ -180,24 +202,27 @@ pub fn to_mqtt(msg: &Message, topic: &ByteStr, max_qos: QoS, v5: bool) -> Outbou
             }
         }
     }
-    Outbound { publish, publisher }
+    publish
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use throng_amqp::definitions::Properties as AmqpProperties;
     use throng_amqp::message::MessageBuilder;
+    use throng_amqp::Symbol;
+    use throng_mqtt::PropertySet;
 
     #[test]
     fn mqtt_properties_survive_the_round_trip_through_amqp() {
-        let props = Properties {
+        let props = Properties::from(PropertySet {
             content_type: Some("application/json".into()),
             response_topic: Some("replies/1".into()),
             correlation_data: Some(Bytes::from_static(b"\x00\x01corr")),
             message_expiry_interval: Some(30),
             user_properties: vec![("k".into(), "v".into()), ("k".into(), "dup".into())],
-            ..Properties::default()
-        };
+            ..PropertySet::default()
+        });
         let bytes = to_amqp(
             "a/b",
             QoS::AtLeastOnce,
@@ -222,9 +247,8 @@ mod tests {
             vec![("k".to_string(), Value::String("v".into()))]
         );
         // and back to MQTT
-        let out = to_mqtt(&msg, &ByteStr::from("a/b"), QoS::ExactlyOnce, true);
-        assert_eq!(out.publisher.as_deref(), Some("dev-1"));
-        let pb = out.publish;
+        let pb = to_mqtt(&msg, &ByteStr::from("a/b"), QoS::ExactlyOnce, true);
+        assert_eq!(publisher(&msg).as_deref(), Some("dev-1"));
         assert_eq!(
             pb.qos,
             QoS::AtLeastOnce,
@@ -244,14 +268,14 @@ mod tests {
         assert_eq!(pb.properties.message_expiry_interval, Some(30));
         assert_eq!(pb.properties.user_properties.len(), 1);
         // a QoS 0 subscription downgrades
-        let out = to_mqtt(&msg, &ByteStr::from("a/b"), QoS::AtMostOnce, false);
-        assert_eq!(out.publish.qos, QoS::AtMostOnce);
-        assert!(out.publish.properties.is_empty(), "no v5 properties for v3");
+        let pb = to_mqtt(&msg, &ByteStr::from("a/b"), QoS::AtMostOnce, false);
+        assert_eq!(pb.qos, QoS::AtMostOnce);
+        assert!(pb.properties.is_empty(), "no v5 properties for v3");
     }
 
     #[test]
     fn the_amqp_encoding_fits_its_first_allocation() {
-        let props = Properties {
+        let props = Properties::from(PropertySet {
             content_type: Some("application/json".into()),
             response_topic: Some("replies/1".into()),
             correlation_data: Some(Bytes::from_static(b"corr")),
@@ -259,8 +283,8 @@ mod tests {
             user_properties: (0..20)
                 .map(|i| (format!("k{i}").as_str().into(), "v".into()))
                 .collect(),
-            ..Properties::default()
-        };
+            ..PropertySet::default()
+        });
         for (props, payload) in [(Properties::default(), 0), (props, 1000)] {
             let (topic, client) = ("sensors/a/b/temperature", "device-0001");
             let bytes = to_amqp(
@@ -321,7 +345,7 @@ mod tests {
         let long = "x".repeat(300);
         let cases = [
             Properties::default(),
-            Properties {
+            Properties::from(PropertySet {
                 content_type: Some("text/plain".into()),
                 response_topic: Some("r/1".into()),
                 correlation_data: Some(Bytes::from_static(b"c")),
@@ -331,8 +355,20 @@ mod tests {
                     ("b".into(), long.as_str().into()),
                     ("a".into(), "dup".into()),
                 ],
-                ..Properties::default()
-            },
+                ..PropertySet::default()
+            }),
+            Properties::from(PropertySet {
+                response_topic: Some("r/1".into()),
+                ..PropertySet::default()
+            }),
+            Properties::from(PropertySet {
+                correlation_data: Some(Bytes::from_static(b"c")),
+                ..PropertySet::default()
+            }),
+            Properties::from(PropertySet {
+                content_type: Some("text/plain".into()),
+                ..PropertySet::default()
+            }),
         ];
         for props in &cases {
             for (qos, retain) in [
@@ -366,8 +402,8 @@ mod tests {
             .value(Value::String("text".into()))
             .encode();
         let msg = Message::parse(bytes).expect("parse");
-        let out = to_mqtt(&msg, &ByteStr::from("t"), QoS::AtLeastOnce, true);
-        assert_eq!(out.publish.payload.as_ref(), b"text");
-        assert_eq!(out.publish.qos, QoS::AtMostOnce, "not durable: QoS 0");
+        let pb = to_mqtt(&msg, &ByteStr::from("t"), QoS::AtLeastOnce, true);
+        assert_eq!(pb.payload.as_ref(), b"text");
+        assert_eq!(pb.qos, QoS::AtMostOnce, "not durable: QoS 0");
     }
 }

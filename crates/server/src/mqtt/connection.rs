@@ -479,8 +479,7 @@ impl Conn {
         };
         for (filter, qos) in retained_for {
             for (topic, msg) in tenant.retained_matching(|t| matches(&filter, t)) {
-                let mut out =
-                    bridge::to_mqtt(&msg, &ByteStr::from(topic.as_str()), qos, v5).publish;
+                let mut out = bridge::to_mqtt(&msg, &ByteStr::from(topic.as_str()), qos, v5);
                 out.retain = true;
                 if let Some(i) = id.filter(|_| v5) {
                     out.properties.subscription_identifiers = vec![i];
@@ -725,15 +724,16 @@ impl Conn {
                 self.pending.pop_front();
                 continue;
             };
-            let out = bridge::to_mqtt(&front.msg, &c.topic, c.qos, v5);
-            let mut publish = out.publish;
-            if c.no_local && out.publisher.as_deref() == Some(self.client_id.as_str()) {
+            if c.no_local
+                && bridge::publisher(&front.msg).as_deref() == Some(self.client_id.as_str())
+            {
                 // the client's own message: consumed without sending it back
                 if let Some(p) = self.pending.pop_front() {
                     self.complete(p.link, p.token, p.settled);
                 }
                 continue;
             }
+            let mut publish = bridge::to_mqtt(&front.msg, &c.topic, c.qos, v5);
             if publish.qos != QoS::AtMostOnce && !self.engine.can_send() {
                 return;
             }
