@@ -543,6 +543,73 @@ def test_qos2_is_exactly_once_across_a_reconnect(clients, server):
     s.close()
 
 
+def raw_expect(s, first_byte, packet_id):
+    """Reads one 4-byte acknowledgement (PUBREC/PUBCOMP ...) and checks type and id."""
+    ack = b""
+    while len(ack) < 4:
+        chunk = s.recv(4 - len(ack))
+        assert chunk, "connection closed"
+        ack += chunk
+    assert ack[0] == first_byte and ack[2:4] == packet_id.to_bytes(2, "big"), ack
+
+
+def raw_qos2_exchange(s, topic, payload, packet_id, dup=False):
+    """PUBLISH QoS 2, PUBREC, PUBREL, PUBCOMP."""
+    raw_publish_qos2(s, topic, payload, packet_id, dup)
+    raw_expect(s, 0x50, packet_id)
+    s.sendall(b"\x62\x02" + packet_id.to_bytes(2, "big"))
+    raw_expect(s, 0x70, packet_id)
+
+
+def test_qos2_state_survives_node_crashes_without_loss_or_duplicates(restartable, tmp_path):
+    """The QoS 2 ids of a persistent session are written as they change, before the PUBREC
+    or PUBCOMP that stands for the change: after a crash a resent PUBLISH of a stored
+    message is not stored again, and an id released before the crash is free for a new
+    message (a stale id would swallow it: acknowledged with PUBREC, never delivered)."""
+    def resume(node):
+        s, present = raw_connect(node.mqtt_port, "q2-pub", clean_start=False, expiry=3600)
+        assert present == 1, "the publisher's session is back"
+        return s
+
+    node = restartable(tmp_path / "data")
+    sink = Client(node.mqtt_port, version=5, client_id="q2-sink", clean=False, session_expiry=3600)
+    sink.subscribe("q2/#", qos=1)
+    sink.close()
+
+    # id 7 stored and acknowledged, PUBREL still due when the client drops
+    s, _ = raw_connect(node.mqtt_port, "q2-pub", clean_start=True, expiry=3600)
+    raw_publish_qos2(s, "q2/a", b"first", 7, dup=False)
+    raw_expect(s, 0x50, 7)
+    s.close()
+    # back: PUBREL releases id 7; the node crashes right after
+    s = resume(node)
+    s.sendall(b"\x62\x02\x00\x07")
+    raw_expect(s, 0x70, 7)
+    node.kill()
+    s.close()
+
+    node = restartable(tmp_path / "data")
+    s = resume(node)
+    # a new message reusing id 7 is a new message
+    raw_qos2_exchange(s, "q2/a", b"second", 7)
+    # id 9 stored and PUBREC'd, then the node crashes before PUBREL
+    raw_publish_qos2(s, "q2/a", b"third", 9, dup=False)
+    raw_expect(s, 0x50, 9)
+    node.kill()
+    s.close()
+
+    node = restartable(tmp_path / "data")
+    s = resume(node)
+    # the client did not see the PUBREC it was sent: it resends; stored once only
+    raw_qos2_exchange(s, "q2/a", b"third", 9, dup=True)
+    s.close()
+    sink = Client(node.mqtt_port, version=5, client_id="q2-sink", clean=False, session_expiry=3600)
+    got = [sink.get().payload for _ in range(3)]
+    assert got == [b"first", b"second", b"third"]
+    sink.nothing(0.5)
+    sink.close()
+
+
 def test_v5_subscription_options_and_identifiers(clients):
     from paho.mqtt.subscribeoptions import SubscribeOptions
     c = clients(version=5)

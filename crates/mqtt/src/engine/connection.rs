@@ -78,6 +78,8 @@ pub struct Connection {
     /// Session expiry from CONNECT: a DISCONNECT may not raise it from 0.
     connect_session_expiry: u32,
     inbound: IdMap<u16, Inbound>,
+    /// Bumped whenever an inbound QoS 2 id starts or stops awaiting PUBREL.
+    inbound_qos2_changes: u64,
     inbound_aliases: IdMap<u16, ByteStr>,
     inflight: IdMap<u16, Inflight>,
     /// Inflight entries with `sent == false`.
@@ -117,6 +119,7 @@ impl Connection {
             peer_problem_info: true,
             connect_session_expiry: 0,
             inbound: IdMap::default(),
+            inbound_qos2_changes: 0,
             inbound_aliases: IdMap::default(),
             inflight: IdMap::default(),
             unsent: 0,
@@ -626,6 +629,7 @@ impl Connection {
         match self.inbound.get(&id) {
             Some(Inbound::Qos2Received) => {
                 self.inbound.remove(&id);
+                self.inbound_qos2_changes += 1;
                 self.write_response(7, id, ReasonCode::Success);
             }
             Some(_) => self.fail(ReasonCode::ProtocolError, "PUBREL before PUBREC"),
@@ -850,6 +854,7 @@ impl Connection {
                     self.inbound.remove(&packet_id);
                 } else {
                     self.inbound.insert(packet_id, Inbound::Qos2Received);
+                    self.inbound_qos2_changes += 1;
                 }
                 self.write_response(5, packet_id, reason);
             }
@@ -861,6 +866,39 @@ impl Connection {
     /// Inbound QoS 1/2 messages not yet completed (counted against our receive maximum).
     pub fn inbound_unacked(&self) -> usize {
         self.inbound.len()
+    }
+
+    /// Counts changes to the inbound QoS 2 ids awaiting PUBREL ([`Self::inbound_qos2_ids`]).
+    /// An application that keeps them durably writes them when this moves and before it
+    /// sends the output: the PUBREC or PUBCOMP in it must not reach the client ahead of the
+    /// state it stands for (a crash would then take a new message with a reused id for a
+    /// duplicate, and drop it).
+    pub fn inbound_qos2_changes(&self) -> u64 {
+        self.inbound_qos2_changes
+    }
+
+    /// Inbound QoS 2 ids acknowledged with PUBREC and awaiting PUBREL, in order.
+    pub fn inbound_qos2_ids(&self) -> Vec<u16> {
+        let mut ids: Vec<u16> = self
+            .inbound
+            .iter()
+            .filter(|(_, s)| **s == Inbound::Qos2Received)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Outbound QoS 2 ids whose PUBREL was sent (or is due) and that await PUBCOMP.
+    pub fn awaiting_comp_ids(&self) -> Vec<u16> {
+        let mut ids: Vec<u16> = self
+            .inflight
+            .iter()
+            .filter(|(_, f)| f.state == OutboundState::AwaitingComp)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
     // ---- the application's side: outbound messages ---------------------------------
@@ -1133,13 +1171,7 @@ impl Connection {
             .collect();
         out.sort_unstable_by_key(|(seq, _)| *seq);
         self.unsent = 0;
-        let mut inbound_qos2: Vec<u16> = self
-            .inbound
-            .iter()
-            .filter(|(_, s)| **s == Inbound::Qos2Received)
-            .map(|(id, _)| *id)
-            .collect();
-        inbound_qos2.sort_unstable();
+        let inbound_qos2 = self.inbound_qos2_ids();
         for id in &inbound_qos2 {
             self.inbound.remove(id);
         }
@@ -1173,6 +1205,7 @@ impl Connection {
         for id in state.inbound_qos2 {
             if id != 0 {
                 self.inbound.insert(id, Inbound::Qos2Received);
+                self.inbound_qos2_changes += 1;
             }
         }
         self.send_unsent();

@@ -3,10 +3,9 @@
 
 use crate::codec::Publish;
 
-/// Where an outbound QoS 1/2 message stands in its handshake.
-// Kept inline rather than boxed: boxing would cost an allocation per outbound QoS 1/2
-// message on the hot path.
-#[allow(clippy::large_enum_variant)]
+/// Where an outbound QoS 1/2 message stands in its handshake (the `Publish` is kept
+/// inline: with its properties boxed it is small, and boxing it would cost an allocation
+/// per outbound QoS 1/2 message).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutboundState {
     /// Sent (or to be sent) and not yet acknowledged: a QoS 1 message awaiting PUBACK or

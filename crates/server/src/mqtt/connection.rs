@@ -101,6 +101,8 @@ struct Conn {
     /// The session's notification that a source was added (a new matching topic).
     changed: Option<Arc<Notify>>,
     kicked: bool,
+    /// The engine's `inbound_qos2_changes` when the session was last written.
+    qos2_persisted: u64,
     consumers: HashMap<LinkId, Consumer>,
     next_link: u32,
     /// Outbound QoS 1/2 packet id → (consumer link, queue token); `None` for retained
@@ -146,6 +148,7 @@ pub async fn serve_connection<S>(
         kick: Arc::new(Notify::new()),
         changed: None,
         kicked: false,
+        qos2_persisted: 0,
         consumers: HashMap::new(),
         next_link: 0,
         inflight: HashMap::new(),
@@ -273,6 +276,27 @@ impl Conn {
             }
         }
         self.send_pending();
+        if self.engine.inbound_qos2_changes() != self.qos2_persisted {
+            // before the PUBRECs / PUBCOMPs that stand for the change are written
+            self.persist_session();
+        }
+    }
+
+    /// Writes a persistent session with its live QoS 2 state, so that after a crash a
+    /// resent PUBLISH of a stored message is not stored twice and a released id is free.
+    /// One write per batch of events (a redb commit); sessions that end with their
+    /// connection write nothing.
+    fn persist_session(&mut self) {
+        self.qos2_persisted = self.engine.inbound_qos2_changes();
+        if let Some(s) = &self.session {
+            let s = session::lock(s);
+            if s.persistent {
+                s.persist_with(
+                    self.engine.inbound_qos2_ids(),
+                    self.engine.awaiting_comp_ids(),
+                );
+            }
+        }
     }
 
     fn on_connect(&mut self, c: Connect) {
@@ -356,9 +380,7 @@ impl Conn {
         if self.engine.accept(opened.present, props).is_err() {
             return;
         }
-        if let Some(s) = &self.session {
-            session::lock(s).persist();
-        }
+        self.persist_session();
         self.attach_sources();
     }
 
@@ -468,7 +490,7 @@ impl Conn {
                 }
             }
         }
-        session::lock(&session).persist();
+        self.persist_session();
         let _ = self
             .engine
             .suback(sub.packet_id, reasons, Properties::default());
@@ -517,7 +539,7 @@ impl Conn {
                 None => reasons.push(ReasonCode::NoSubscriptionExisted),
             }
         }
-        session::lock(&session).persist();
+        self.persist_session();
         let _ = self
             .engine
             .unsuback(u.packet_id, reasons, Properties::default());

@@ -215,9 +215,23 @@ impl Session {
         }
     }
 
-    /// Writes the session to the metadata store (persistent sessions; a failure is
-    /// logged: the session goes on in memory).
+    /// Writes the session to the metadata store with the protocol state it holds between
+    /// connections (persistent sessions; a failure is logged: the session goes on in
+    /// memory).
     pub fn persist(&self) {
+        let awaiting_comp = self
+            .protocol
+            .outbound
+            .iter()
+            .filter(|m| m.state == OutboundState::AwaitingComp)
+            .map(|m| m.packet_id)
+            .collect();
+        self.persist_with(self.protocol.inbound_qos2.clone(), awaiting_comp);
+    }
+
+    /// Writes the session with the QoS 2 ids of its live connection: inbound ids awaiting
+    /// PUBREL and outbound ids awaiting PUBCOMP.
+    pub fn persist_with(&self, inbound_qos2: Vec<u16>, awaiting_comp: Vec<u16>) {
         if !self.persistent {
             return;
         }
@@ -240,14 +254,8 @@ impl Session {
                     id: sub.id,
                 })
                 .collect(),
-            inbound_qos2: self.protocol.inbound_qos2.clone(),
-            awaiting_comp: self
-                .protocol
-                .outbound
-                .iter()
-                .filter(|m| m.state == OutboundState::AwaitingComp)
-                .map(|m| m.packet_id)
-                .collect(),
+            inbound_qos2,
+            awaiting_comp,
         };
         let bytes = match serde_json::to_vec(&stored) {
             Ok(b) => b,
