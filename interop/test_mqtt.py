@@ -239,23 +239,102 @@ def test_clean_session_forgets_subscriptions(clients):
     again.nothing()
 
 
-def raw_connect_v5(port, client_id):
-    """A bare MQTT 5 connection (socket), to see exactly what the server sends."""
-    cid = client_id.encode()
-    body = b"\x00\x04MQTT\x05\x02\x00\x1e\x00" + len(cid).to_bytes(2, "big") + cid
+def read_packet(s):
+    """One MQTT packet from a bare socket: (first byte, body)."""
+    def exactly(n):
+        data = b""
+        while len(data) < n:
+            chunk = s.recv(n - len(data))
+            assert chunk, f"connection closed after {len(data)} of {n} bytes"
+            data += chunk
+        return data
+
+    first = exactly(1)[0]
+    length, shift = 0, 0
+    while True:
+        b = exactly(1)[0]
+        length |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            break
+    return first, exactly(length)
+
+
+# MQTT 5 property ids by value type (those a server sends)
+PROP_U8 = {0x01, 0x17, 0x19, 0x24, 0x25, 0x28, 0x29, 0x2A}
+PROP_U16 = {0x13, 0x21, 0x22, 0x23}
+PROP_U32 = {0x02, 0x11, 0x18, 0x27}
+PROP_STR = {0x03, 0x08, 0x12, 0x15, 0x1A, 0x1C, 0x1F}
+PROP_BIN = {0x09, 0x16}
+
+
+def parse_props(body, i):
+    """The property block at body[i:]: ({id: value}, index after it)."""
+    length, shift = 0, 0
+    while True:
+        b = body[i]
+        i += 1
+        length |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            break
+    end, props = i + length, {}
+    while i < end:
+        pid = body[i]
+        i += 1
+        if pid in PROP_U8:
+            props[pid], i = body[i], i + 1
+        elif pid in PROP_U16:
+            props[pid], i = int.from_bytes(body[i:i + 2], "big"), i + 2
+        elif pid in PROP_U32:
+            props[pid], i = int.from_bytes(body[i:i + 4], "big"), i + 4
+        elif pid in PROP_STR | PROP_BIN:
+            n = int.from_bytes(body[i:i + 2], "big")
+            v = body[i + 2:i + 2 + n]
+            props[pid], i = (v.decode() if pid in PROP_STR else v), i + 2 + n
+        elif pid == 0x26:  # user property: a string pair
+            n = int.from_bytes(body[i:i + 2], "big")
+            k = body[i + 2:i + 2 + n].decode()
+            i += 2 + n
+            n = int.from_bytes(body[i:i + 2], "big")
+            props.setdefault(0x26, []).append((k, body[i + 2:i + 2 + n].decode()))
+            i += 2 + n
+        else:
+            raise AssertionError(f"unexpected property {pid:#x} in {body!r}")
+    return props, end
+
+
+def mqtt_string(text):
+    b = text.encode()
+    return len(b).to_bytes(2, "big") + b
+
+
+def raw_connect_v5(port, client_id, keep_alive=30, username=None, password=None):
+    """A bare MQTT 5 connection, to see exactly what the server sends: (socket, CONNACK
+    reason code, CONNACK properties)."""
+    flags = 0x02 | (0x80 if username is not None else 0) | (0x40 if password is not None else 0)
+    body = (b"\x00\x04MQTT\x05" + bytes([flags]) + keep_alive.to_bytes(2, "big") + b"\x00"
+            + mqtt_string(client_id))
+    if username is not None:
+        body += mqtt_string(username)
+    if password is not None:
+        body += mqtt_string(password)
     s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
     s.sendall(bytes([0x10, len(body)]) + body)
-    connack = s.recv(2)
-    assert connack[0] == 0x20, connack
-    s.recv(connack[1])
-    return s
+    first, connack = read_packet(s)
+    assert first == 0x20, (first, connack)
+    props, _ = parse_props(connack, 2)
+    return s, connack[1], props
 
 
 def test_session_takeover_disconnects_the_older_connection(clients, server):
-    first = raw_connect_v5(server.mqtt_port, "dup-id")
+    first, _, _ = raw_connect_v5(server.mqtt_port, "dup-id")
     second = clients(version=5, client_id="dup-id")
-    # DISCONNECT (0xE0) with reason 0x8E session taken over, then the socket closes
-    assert first.recv(16) == b"\xe0\x01\x8e"
+    # DISCONNECT (0xE0) with reason 0x8E session taken over and a reason string, then the
+    # socket closes
+    kind, body = read_packet(first)
+    assert (kind, body[0]) == (0xE0, 0x8E), body
+    assert "took this session over" in parse_props(body, 1)[0][0x1F]
     assert first.recv(16) == b""
     first.close()
     second.subscribe("t")
@@ -435,6 +514,62 @@ def test_tenant_denied_filters(throng, version):
     assert c.get().payload == b"open"
     c.nothing(0.3)
     c.close()
+
+
+def test_v5_refusals_carry_reason_strings(throng):
+    """A refused CONNECT, PUBLISH and SUBSCRIBE say why (property 0x1F), besides the code."""
+    node = throng(AUTH_MQTT_CONFIG, name="reasons")
+    s, reason, props = raw_connect_v5(node.mqtt_port, "r1", username="dev", password="nope")
+    assert reason == 0x86 and "password" in props[0x1F], props
+    s.close()
+    s, reason, props = raw_connect_v5(node.mqtt_port, "r2", username="dev", password="pw")
+    assert reason == 0 and 0x1F not in props
+    # PUBLISH QoS 1 where "dev" may not send: PUBACK 0x87 with the why
+    body = mqtt_string("secrets/x") + b"\x00\x05" + b"\x00" + b"psst"
+    s.sendall(bytes([0x32, len(body)]) + body)
+    kind, ack = read_packet(s)
+    assert (kind, ack[:3]) == (0x40, b"\x00\x05\x87"), ack
+    assert "permission" in parse_props(ack, 3)[0][0x1F]
+    # SUBSCRIBE one refused and one granted filter: the reason string names the refused one
+    filters = mqtt_string("secrets/#") + b"\x01" + mqtt_string("devices/#") + b"\x01"
+    body = b"\x00\x06" + b"\x00" + filters
+    s.sendall(bytes([0x82, len(body)]) + body)
+    kind, suback = read_packet(s)
+    assert kind == 0x90 and suback[:2] == b"\x00\x06", suback
+    props, i = parse_props(suback, 2)
+    assert suback[i:] == b"\x87\x01"
+    assert "secrets/#" in props[0x1F] and "devices/#" not in props[0x1F], props
+    s.close()
+
+
+KEEP_ALIVE_CONFIG = """\
+[mqtt]
+max_keep_alive = 2
+
+[[tenant]]
+name = "default"
+auto_create = true
+"""
+
+
+def test_server_keep_alive_caps_the_clients_and_is_enforced(throng):
+    """`[mqtt] max_keep_alive`: a v5 client asking for none (0) or more is told the maximum
+    in the CONNACK (Server Keep Alive, 0x13) and disconnected after 1.5x it of silence."""
+    node = throng(KEEP_ALIVE_CONFIG, name="keepalive")
+    modest, reason, props = raw_connect_v5(node.mqtt_port, "modest", keep_alive=1)
+    assert reason == 0 and 0x13 not in props, "a keep-alive within the maximum stands"
+    modest.close()
+    lazy, reason, props = raw_connect_v5(node.mqtt_port, "lazy", keep_alive=0)
+    assert reason == 0 and props[0x13] == 2, props
+    silent_since = time.monotonic()
+    lazy.settimeout(10)
+    kind, body = read_packet(lazy)
+    waited = time.monotonic() - silent_since
+    assert (kind, body[0]) == (0xE0, 0x8D), body  # keep alive timeout
+    assert "keep-alive" in parse_props(body, 1)[0][0x1F]
+    assert 2.5 <= waited < 6, waited
+    assert lazy.recv(16) == b""
+    lazy.close()
 
 
 def test_mqtt_over_websocket(server, clients):

@@ -204,11 +204,30 @@ fn first_packet_must_be_connect_and_second_connect_is_an_error() {
     p.server.handle_input(&buf, p.now);
     assert!(p.server.is_closed());
     // v5: DISCONNECT 0x82 goes out first
-    assert_eq!(&p.server.output()[..], &[0xe0, 0x01, 0x82]);
+    assert_eq!(disconnect_reason(&p.server.output()[..]) as u8, 0x82);
     assert_eq!(
         closed(&take_events(&mut p.server)).unwrap().reason,
         ReasonCode::ProtocolError
     );
+}
+
+/// The reason code of the one v5 DISCONNECT in `out`, checking it carries a reason string
+/// (the engine's explanation of why it closes).
+fn disconnect_reason(out: &[u8]) -> ReasonCode {
+    let mut buf = bytes::BytesMut::from(out);
+    let mut d = Decoder::new(Version::V5, 1 << 20);
+    let Ok(Some(Packet::Disconnect(disc))) = d.decode(&mut buf) else {
+        panic!("not one DISCONNECT: {out:02x?}");
+    };
+    assert!(buf.is_empty(), "more than one packet: {out:02x?}");
+    assert!(
+        disc.properties
+            .reason_string
+            .as_ref()
+            .is_some_and(|r| !r.is_empty()),
+        "a reason string says why"
+    );
+    disc.reason
 }
 
 fn take_events(c: &mut Connection) -> Vec<Event> {
@@ -366,7 +385,7 @@ fn receive_maximum_exceeded_inbound_disconnects_0x93() {
             .handle_input(&[0x32, 0x06, 0x00, 0x01, b'a', 0x00, id, 0x00], p.now);
     }
     assert!(p.server.is_closed());
-    assert_eq!(&p.server.output()[..], &[0xe0, 0x01, 0x93]);
+    assert_eq!(disconnect_reason(&p.server.output()[..]) as u8, 0x93);
     let ev = take_events(&mut p.server);
     let c = closed(&ev).unwrap();
     assert_eq!(c.reason, ReasonCode::ReceiveMaximumExceeded);
@@ -392,7 +411,7 @@ fn keep_alive_timeout_server_side() {
         assert!(p.server.is_closed());
         let out = p.server.output().split();
         if v == Version::V5 {
-            assert_eq!(&out[..], &[0xe0, 0x01, 0x8d]);
+            assert_eq!(disconnect_reason(&out[..]) as u8, 0x8d);
         } else {
             assert!(out.is_empty(), "no DISCONNECT in v3");
         }
@@ -481,12 +500,12 @@ fn invalid_topic_alias_is_0x94_and_unknown_alias_0x82() {
         &[0x30, 0x07, 0x00, 0x01, b'a', 0x03, 0x23, 0x00, 0x03],
         p.now,
     );
-    assert_eq!(&p.server.output()[..], &[0xe0, 0x01, 0x94]);
+    assert_eq!(disconnect_reason(&p.server.output()[..]) as u8, 0x94);
     let mut p = Pair::connected(Version::V5, props);
     // empty topic with an alias never set
     p.server
         .handle_input(&[0x30, 0x06, 0x00, 0x00, 0x03, 0x23, 0x00, 0x01], p.now);
-    assert_eq!(&p.server.output()[..], &[0xe0, 0x01, 0x82]);
+    assert_eq!(disconnect_reason(&p.server.output()[..]) as u8, 0x82);
 }
 
 #[test]
@@ -631,7 +650,7 @@ fn oversize_packets_refused_both_ways() {
     );
     p.server.handle_input(&wire[..10], p.now);
     assert!(p.server.is_closed());
-    assert_eq!(&p.server.output()[..], &[0xe0, 0x01, 0x95]);
+    assert_eq!(disconnect_reason(&p.server.output()[..]) as u8, 0x95);
 }
 
 #[test]
@@ -772,13 +791,50 @@ fn malformed_after_connack_sends_disconnect_0x81_in_v5_only() {
         assert!(p.server.is_closed());
         let out = p.server.output().split();
         if v == Version::V5 {
-            assert_eq!(&out[..], &[0xe0, 0x01, 0x81]);
+            assert_eq!(disconnect_reason(&out[..]) as u8, 0x81);
         } else {
             assert!(out.is_empty());
         }
         assert_eq!(
             closed(&take_events(&mut p.server)).unwrap().reason,
             ReasonCode::MalformedPacket
+        );
+    }
+}
+
+/// A refusal's reason string reaches the client in its PUBACK, unless the client asked
+/// for no problem information (then only CONNACK and DISCONNECT may carry one).
+#[test]
+fn puback_reason_string_follows_request_problem_information() {
+    for asked in [None, Some(false)] {
+        let mut connect = Connect::new(Version::V5, "c1");
+        connect.properties.request_problem_information = asked;
+        let mut p = Pair::connected_with(
+            connect,
+            Config::client(),
+            Config::server(),
+            Properties::default(),
+        );
+        let id = p.client.publish(msg("a", b"x", QoS::AtLeastOnce)).unwrap();
+        p.pump();
+        assert_eq!(p.server_publishes().len(), 1);
+        let mut why = Properties::default();
+        why.reason_string = Some("no send permission for the topic".into());
+        p.server
+            .ack_publish_with(id, ReasonCode::NotAuthorized, why)
+            .unwrap();
+        let mut out = p.server.output().split();
+        let mut d = Decoder::new(Version::V5, 1 << 20);
+        let Ok(Some(Packet::PubAck(ack))) = d.decode(&mut out) else {
+            panic!("not a PUBACK: {out:02x?}");
+        };
+        assert_eq!(ack.reason, ReasonCode::NotAuthorized);
+        assert_eq!(
+            ack.properties.reason_string.as_deref(),
+            asked
+                .is_none()
+                .then_some("no send permission for the topic"),
+            "request problem information {asked:?}"
         );
     }
 }

@@ -12,7 +12,35 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     pub listeners: Option<Listeners>,
     #[serde(default)]
+    pub mqtt: MqttConfig,
+    #[serde(default)]
     pub tenant: Vec<TenantConfig>,
+}
+
+/// MQTT settings for the whole node (`[mqtt]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// The longest keep-alive an MQTT 5 client may use, in seconds: a client asking for
+    /// more, or for none (0), is told this one in the CONNACK (Server Keep Alive) and is
+    /// disconnected after 1.5 times it without traffic. 0 lets clients choose freely.
+    /// 3.1.1 cannot be told: its clients keep their own. Default 65535 (the largest).
+    #[serde(default = "MqttConfig::default_max_keep_alive")]
+    pub max_keep_alive: u16,
+}
+
+impl MqttConfig {
+    fn default_max_keep_alive() -> u16 {
+        u16::MAX
+    }
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            max_keep_alive: Self::default_max_keep_alive(),
+        }
+    }
 }
 
 /// Listener addresses; when any is named, only the named ones open.
@@ -240,6 +268,15 @@ mod tests {
         let err = Config::parse("data_dir = \"x\"\nlisteners = { amqp = \"1\", smtp = \"2\" }\n")
             .unwrap_err();
         assert!(err.to_string().contains("smtp"), "{err}");
+    }
+
+    #[test]
+    fn mqtt_settings_default_and_parse() {
+        assert_eq!(Config::parse("").unwrap().mqtt.max_keep_alive, u16::MAX);
+        let c = Config::parse("[mqtt]\nmax_keep_alive = 60\n").unwrap();
+        assert_eq!(c.mqtt.max_keep_alive, 60);
+        let err = Config::parse("[mqtt]\nkeepalive = 60\n").unwrap_err();
+        assert!(err.to_string().contains("keepalive"), "{err}");
     }
 
     #[test]

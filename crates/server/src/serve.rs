@@ -90,7 +90,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
         }
     }
     let mut tasks = Vec::new();
-    let mqtt_sessions = Arc::new(crate::mqtt::Sessions::default());
+    let mqtt_sessions = Arc::new(crate::mqtt::Sessions::new(config.mqtt.clone()));
     let stored_sessions = metadata.mqtt_sessions().map_err(|e| e.to_string())?;
     mqtt_sessions.restore(&node, &stored_sessions);
     if let Some(addr) = &listeners.amqp {

@@ -373,9 +373,13 @@ impl Connection {
             } else {
                 ReasonCode::UnspecifiedError
             };
+            // the detail is the reason string (dropped if it would not fit the peer's
+            // maximum packet size)
+            let mut properties = Properties::default();
+            properties.reason_string = Some(ByteStr::from(detail));
             self.write(Packet::Disconnect(Disconnect {
                 reason: r,
-                properties: Properties::default(),
+                properties,
             }));
         }
         let will = self.phase == Phase::Connected;
@@ -689,10 +693,20 @@ impl Connection {
 
     /// PUBACK (4), PUBREC (5), PUBREL (6) or PUBCOMP (7) without properties.
     fn write_response(&mut self, ptype: u8, packet_id: u16, reason: ReasonCode) {
+        self.write_response_with(ptype, packet_id, reason, Properties::default());
+    }
+
+    fn write_response_with(
+        &mut self,
+        ptype: u8,
+        packet_id: u16,
+        reason: ReasonCode,
+        properties: Properties,
+    ) {
         let r = PubResponse {
             packet_id,
             reason,
-            properties: Properties::default(),
+            properties,
         };
         self.write(match ptype {
             4 => Packet::PubAck(r),
@@ -833,6 +847,18 @@ impl Connection {
     /// completion order. In v3 the reason is not transmitted (an error cannot be
     /// reported; the message is acknowledged and should be dropped by the application).
     pub fn ack_publish(&mut self, packet_id: u16, reason: ReasonCode) -> Result<(), EngineError> {
+        self.ack_publish_with(packet_id, reason, Properties::default())
+    }
+
+    /// [`Self::ack_publish`] with v5 properties in the PUBACK / PUBREC: a reason string
+    /// saying why a message was refused (sent unless the client asked for no problem
+    /// information or it would exceed the client's maximum packet size).
+    pub fn ack_publish_with(
+        &mut self,
+        packet_id: u16,
+        reason: ReasonCode,
+        properties: Properties,
+    ) -> Result<(), EngineError> {
         if self.phase == Phase::Closed {
             return Err(EngineError::Closed);
         }
@@ -847,7 +873,7 @@ impl Connection {
         match self.inbound.get(&packet_id) {
             Some(Inbound::Qos1) => {
                 self.inbound.remove(&packet_id);
-                self.write_response(4, packet_id, reason);
+                self.write_response_with(4, packet_id, reason, properties);
             }
             Some(Inbound::Qos2Pending) => {
                 if reason.is_error() {
@@ -856,7 +882,7 @@ impl Connection {
                     self.inbound.insert(packet_id, Inbound::Qos2Received);
                     self.inbound_qos2_changes += 1;
                 }
-                self.write_response(5, packet_id, reason);
+                self.write_response_with(5, packet_id, reason, properties);
             }
             _ => return Err(EngineError::UnknownPacketId(packet_id)),
         }

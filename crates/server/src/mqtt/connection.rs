@@ -250,8 +250,10 @@ impl Conn {
                 Wake::Kicked => {
                     info!(conn = self.id, client = %self.client_id, "session taken over by a new connection");
                     self.kicked = true;
-                    self.engine
-                        .disconnect(ReasonCode::SessionTakenOver, Properties::default());
+                    self.engine.disconnect(
+                        ReasonCode::SessionTakenOver,
+                        why("another connection took this session over"),
+                    );
                     self.handle_events();
                 }
             }
@@ -268,8 +270,10 @@ impl Conn {
                 Event::Subscribe(s) => self.on_subscribe(s),
                 Event::Unsubscribe(u) => self.on_unsubscribe(u),
                 Event::Auth(_) => {
-                    self.engine
-                        .disconnect(ReasonCode::BadAuthenticationMethod, Properties::default());
+                    self.engine.disconnect(
+                        ReasonCode::BadAuthenticationMethod,
+                        why("enhanced authentication (AUTH) is not supported"),
+                    );
                 }
                 Event::Closed(c) => self.on_closed(c),
                 Event::ConnAck(_) | Event::SubAck(_) | Event::UnsubAck(_) => {}
@@ -280,6 +284,24 @@ impl Conn {
             // before the PUBRECs / PUBCOMPs that stand for the change are written
             self.persist_session();
         }
+    }
+
+    /// Acknowledges an inbound QoS 1/2 publish; a refusal carries a reason string saying
+    /// why (v5).
+    fn ack(&mut self, packet_id: u16, reason: ReasonCode) {
+        let text = match reason {
+            ReasonCode::NotAuthorized => Some("no send permission for the topic"),
+            ReasonCode::TopicNameInvalid => {
+                Some("no such address (the tenant does not create addresses on first use)")
+            }
+            ReasonCode::QuotaExceeded => Some("the address is full"),
+            ReasonCode::UnspecifiedError => Some(
+                "the message was not accepted: it could not be stored, or a consumer rejected it",
+            ),
+            _ => None,
+        };
+        let props = text.map(why).unwrap_or_default();
+        let _ = self.engine.ack_publish_with(packet_id, reason, props);
     }
 
     /// Writes a persistent session with its live QoS 2 state, so that after a crash a
@@ -308,12 +330,18 @@ impl Conn {
             Ok(p) => p,
             Err(reason) => {
                 warn!(conn = self.id, peer = %self.peer, client = %c.client_id.as_str(), "mqtt connection refused: {reason}");
-                let code = if creds.is_some() {
-                    ReasonCode::BadUserNameOrPassword
+                let (code, text) = if creds.is_some() {
+                    (
+                        ReasonCode::BadUserNameOrPassword,
+                        "unknown user or wrong password",
+                    )
                 } else {
-                    ReasonCode::NotAuthorized
+                    (
+                        ReasonCode::NotAuthorized,
+                        "this tenant needs a user name and password",
+                    )
                 };
-                let _ = self.engine.refuse(code, Properties::default());
+                let _ = self.engine.refuse(code, why(text));
                 return;
             }
         };
@@ -321,9 +349,10 @@ impl Conn {
         let client_id = if c.client_id.is_empty() {
             if !c.clean_start {
                 // 3.1.1: a zero-length id requires a clean session
-                let _ = self
-                    .engine
-                    .refuse(ReasonCode::ClientIdentifierNotValid, Properties::default());
+                let _ = self.engine.refuse(
+                    ReasonCode::ClientIdentifierNotValid,
+                    why("an empty client id needs a clean session"),
+                );
                 return;
             }
             let id = format!("throng-{}", self.id);
@@ -335,9 +364,10 @@ impl Conn {
         if let Some(w) = &c.will {
             if !principal.may(Op::Send, w.topic.as_str()) {
                 warn!(conn = self.id, client = %client_id, topic = %w.topic.as_str(), "will refused: no send permission");
-                let _ = self
-                    .engine
-                    .refuse(ReasonCode::NotAuthorized, Properties::default());
+                let _ = self.engine.refuse(
+                    ReasonCode::NotAuthorized,
+                    why("no send permission for the will's topic"),
+                );
                 return;
             }
             self.will = Some(PendingWill {
@@ -377,6 +407,14 @@ impl Conn {
         props.wildcard_subscription_available = Some(true);
         props.shared_subscription_available = Some(true);
         props.subscription_identifier_available = Some(true);
+        let max_keep_alive = self.sessions.config.max_keep_alive;
+        if c.version == Version::V5
+            && max_keep_alive > 0
+            && (c.keep_alive == 0 || c.keep_alive > max_keep_alive)
+        {
+            // MQTT-3.2.2-21: the client uses ours; the engine enforces it
+            props.server_keep_alive = Some(max_keep_alive);
+        }
         if self.engine.accept(opened.present, props).is_err() {
             return;
         }
@@ -438,11 +476,14 @@ impl Conn {
         let v5 = self.engine.version() == Version::V5;
         let id = sub.properties.subscription_identifiers.first().copied();
         let mut reasons = Vec::with_capacity(sub.filters.len());
+        // why each refused filter was refused: the SUBACK's reason string
+        let mut refusals: Vec<String> = Vec::new();
         let mut retained_for: Vec<(String, QoS)> = Vec::new();
         for (raw, options) in &sub.filters {
             let spec = match parse_filter(raw.as_str()) {
                 Ok(spec) => spec,
                 Err(e) => {
+                    refusals.push(format!("{}: {e}", raw.as_str()));
                     reasons.push(e.filter_reason());
                     continue;
                 }
@@ -457,6 +498,10 @@ impl Conn {
             });
             if !allowed {
                 warn!(conn = self.id, client = %self.client_id, filter = %raw.as_str(), "subscription refused: no recv permission, or a filter the tenant denies");
+                refusals.push(format!(
+                    "{}: no receive permission, or a filter the tenant denies",
+                    raw.as_str()
+                ));
                 reasons.push(ReasonCode::NotAuthorized);
                 continue;
             }
@@ -482,18 +527,26 @@ impl Conn {
                 }
                 Err(SubscribeError::NotFound) => {
                     warn!(conn = self.id, client = %self.client_id, filter = %raw.as_str(), "subscription refused: no such address");
+                    refusals.push(format!("{}: no such address", raw.as_str()));
                     reasons.push(ReasonCode::UnspecifiedError);
                 }
                 Err(SubscribeError::Unsupported) => {
                     warn!(conn = self.id, client = %self.client_id, filter = %raw.as_str(), "subscription refused: address type not available to MQTT");
+                    refusals.push(format!(
+                        "{}: the address's type is not available to MQTT",
+                        raw.as_str()
+                    ));
                     reasons.push(ReasonCode::ImplementationSpecificError);
                 }
             }
         }
         self.persist_session();
-        let _ = self
-            .engine
-            .suback(sub.packet_id, reasons, Properties::default());
+        let props = if refusals.is_empty() {
+            Properties::default()
+        } else {
+            why(&refusals.join("; "))
+        };
+        let _ = self.engine.suback(sub.packet_id, reasons, props);
         self.attach_sources();
         // retained messages after the SUBACK
         let Some(tenant) = self.principal.as_ref().map(|p| p.tenant.clone()) else {
@@ -574,14 +627,14 @@ impl Conn {
             warn!(conn = self.id, client = %self.client_id, topic, "publish refused: no send permission");
             if v5 || qos == QoS::AtMostOnce {
                 if qos != QoS::AtMostOnce {
-                    let _ = self
-                        .engine
-                        .ack_publish(p.packet_id, ReasonCode::NotAuthorized);
+                    self.ack(p.packet_id, ReasonCode::NotAuthorized);
                 }
             } else {
                 // 3.1.1 cannot refuse a publish: close (MQTT-3.3.5-2)
-                self.engine
-                    .disconnect(ReasonCode::NotAuthorized, Properties::default());
+                self.engine.disconnect(
+                    ReasonCode::NotAuthorized,
+                    why("no send permission for the topic"),
+                );
             }
             return;
         }
@@ -598,9 +651,7 @@ impl Conn {
             Err(e) => {
                 warn!(conn = self.id, "cannot build the AMQP message: {e}");
                 if qos != QoS::AtMostOnce {
-                    let _ = self
-                        .engine
-                        .ack_publish(p.packet_id, ReasonCode::UnspecifiedError);
+                    self.ack(p.packet_id, ReasonCode::UnspecifiedError);
                 }
                 return;
             }
@@ -618,7 +669,7 @@ impl Conn {
             return;
         }
         if let Some(reason) = outcome {
-            let _ = self.engine.ack_publish(p.packet_id, reason);
+            self.ack(p.packet_id, reason);
         }
     }
 
@@ -723,7 +774,7 @@ impl Conn {
                     DeliveryState::Rejected(_) => ReasonCode::UnspecifiedError,
                     _ => ReasonCode::NoMatchingSubscribers,
                 };
-                let _ = self.engine.ack_publish(delivery_id as u16, reason);
+                self.ack(delivery_id as u16, reason);
             }
             Command::Unblocked { link: INBOUND } => self.blocked = false,
             Command::Outcome { .. }
@@ -944,4 +995,12 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// v5 properties carrying only a reason string: the human-readable why of a refusal
+/// (the engine leaves it out where the client asked for no problem information).
+fn why(text: &str) -> Properties {
+    let mut p = Properties::default();
+    p.reason_string = Some(ByteStr::from(text));
+    p
 }

@@ -18,6 +18,7 @@
 //! queues named `$mqtt|client|filter|topic`), and its subscriptions, expiry and QoS 2
 //! packet-id state are kept in the metadata store, written whenever they change.
 
+use crate::config::MqttConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -365,9 +366,10 @@ struct Entry {
 }
 
 /// Every MQTT session of the node, by tenant and client id.
-#[derive(Default)]
 pub struct Sessions {
     entries: Mutex<HashMap<(String, String), Entry>>,
+    /// The node's MQTT settings, for every connection (TCP and WebSocket).
+    pub config: MqttConfig,
 }
 
 /// What [`Sessions::open`] found.
@@ -378,6 +380,14 @@ pub struct Opened {
 }
 
 impl Sessions {
+    /// An empty registry for a node with these MQTT settings.
+    pub fn new(config: MqttConfig) -> Self {
+        Sessions {
+            entries: Mutex::default(),
+            config,
+        }
+    }
+
     fn entries(&self) -> MutexGuard<'_, HashMap<(String, String), Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
