@@ -216,6 +216,39 @@ def test_shared_subscription_members_compete(clients):
     assert len({cid for cid, _ in shared}) == 2, "both members of the group got work"
 
 
+def crash_while_away(restartable, tmp_path, version, client_id, filters, topics):
+    """A persistent session subscribes to `filters` (QoS 1) and leaves; one message per
+    topic of `topics` is published ("msg-I"); the node is killed (-9) and started again
+    on the same data; the session comes back. Returns (node, the client back, kwargs)."""
+    node = restartable(tmp_path / "data")
+    kwargs = {"session_expiry": 3600} if version == 5 else {}
+    c = Client(node.mqtt_port, version=version, client_id=client_id, clean=False, **kwargs)
+    for f in filters:
+        c.subscribe(f, qos=1)
+    c.close()
+    pub = Client(node.mqtt_port, version=version)
+    for i, t in enumerate(topics):
+        pub.publish(t, f"msg-{i}".encode(), qos=1)
+    pub.close()
+    node.kill()
+    node = restartable(tmp_path / "data")
+    back = Client(node.mqtt_port, version=version, client_id=client_id, clean=False, **kwargs)
+    assert back.flags.session_present, "the session came back after the crash"
+    return node, back, kwargs
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_persistent_shared_subscription_survives_a_crash(restartable, tmp_path, version):
+    """What a shared subscription holds for a persistent member that is away is journaled:
+    a kill -9 loses none of it."""
+    _, back, _ = crash_while_away(restartable, tmp_path, version, "worker-1",
+                                  ["$share/crew/jobs/+"], [f"jobs/{i}" for i in range(5)])
+    got = sorted(back.get().payload for _ in range(5))
+    assert got == [f"msg-{i}".encode() for i in range(5)]
+    back.nothing(0.3)
+    back.close()
+
+
 def test_persistent_session_keeps_messages_while_away(clients, server):
     c = clients(version=4, client_id="sensor-sink", clean=False)
     c.subscribe("readings/#", qos=1)
@@ -603,23 +636,11 @@ def test_mqtt_over_websocket(server, clients):
 
 @pytest.mark.parametrize("version", [4, 5])
 def test_persistent_session_survives_a_crash(restartable, tmp_path, version):
-    node = restartable(tmp_path / "data")
-    kwargs = {"session_expiry": 3600} if version == 5 else {}
-    c = Client(node.mqtt_port, version=version, client_id="plant-sink", clean=False, **kwargs)
-    c.subscribe("plant/#", qos=1)
-    c.subscribe("plant/alarms", qos=1)
-    c.close()
-    pub = Client(node.mqtt_port, version=version)
-    for i in range(3):
-        pub.publish(f"plant/line{i}", f"reading-{i}".encode(), qos=1)
-    pub.close()
-    node.kill()
-
-    node = restartable(tmp_path / "data")
-    back = Client(node.mqtt_port, version=version, client_id="plant-sink", clean=False, **kwargs)
-    assert back.flags.session_present, "the session came back after the crash"
+    node, back, kwargs = crash_while_away(restartable, tmp_path, version, "plant-sink",
+                                          ["plant/#", "plant/alarms"],
+                                          [f"plant/line{i}" for i in range(3)])
     got = sorted(back.get().payload for _ in range(3))
-    assert got == [f"reading-{i}".encode() for i in range(3)]
+    assert got == [f"msg-{i}".encode() for i in range(3)]
     # its wildcard subscription still reaches new topics, and the exact one works too
     pub = Client(node.mqtt_port, version=version)
     pub.publish("plant/alarms", b"overheat", qos=1)

@@ -118,6 +118,9 @@ pub struct Tenant {
     metadata: Option<Arc<throng_store::MetadataStore>>,
     /// Durable subscriptions by name → their topic.
     subscriptions: std::sync::Mutex<HashMap<String, String>>,
+    /// Members of each shared durable subscription, by its name (lock before
+    /// `subscriptions`).
+    shared_members: std::sync::Mutex<HashMap<String, usize>>,
     /// Told about every topic created from now on (MQTT wildcard subscriptions).
     topic_watchers: std::sync::Mutex<Vec<(u64, TopicWatcher)>>,
     next_watcher: AtomicU64,
@@ -163,6 +166,7 @@ impl Tenant {
             next_dynamic: AtomicU64::new(1),
             metadata: None,
             subscriptions: std::sync::Mutex::new(HashMap::new()),
+            shared_members: std::sync::Mutex::new(HashMap::new()),
             topic_watchers: std::sync::Mutex::new(Vec::new()),
             next_watcher: AtomicU64::new(1),
             retained: std::sync::Mutex::new(std::collections::BTreeMap::new()),
@@ -322,6 +326,49 @@ impl Tenant {
             }
         }
         q
+    }
+
+    /// Joins the shared durable subscription `name` on `topic` (created by its first
+    /// member): one durable subscription its members compete for, journaled and restored
+    /// after a restart like any other, so what it held for members that are away (MQTT
+    /// persistent sessions) survives.
+    pub fn join_shared_subscription(&self, topic: &Arc<Topic>, name: &str) -> Arc<Queue> {
+        let mut members = crate::sync::lock(&self.shared_members);
+        *members.entry(name.to_string()).or_insert(0) += 1;
+        self.open_subscription(topic, name)
+    }
+
+    /// Leaves a shared durable subscription; the last member out deletes it and what it
+    /// held.
+    pub fn leave_shared_subscription(&self, name: &str) {
+        let mut members = crate::sync::lock(&self.shared_members);
+        let last = match members.get_mut(name) {
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                *n == 0
+            }
+            None => true,
+        };
+        if last {
+            members.remove(name);
+            // under the members lock: a member joining now finds it gone and recreates it
+            self.close_subscription(name);
+        }
+    }
+
+    /// After a restart, once the members that outlive a restart (persistent sessions)
+    /// have joined again: deletes the shared durable subscriptions (names for which
+    /// `is_shared` holds) that nobody joined — their members ended with the node.
+    pub fn close_unjoined_shared_subscriptions(&self, is_shared: impl Fn(&str) -> bool) {
+        let members = crate::sync::lock(&self.shared_members);
+        let orphans: Vec<String> = crate::sync::lock(&self.subscriptions)
+            .keys()
+            .filter(|n| is_shared(n) && !members.contains_key(n.as_str()))
+            .cloned()
+            .collect();
+        for name in orphans {
+            self.close_subscription(&name);
+        }
     }
 
     /// Deletes durable subscription `name` and its messages.

@@ -7,8 +7,11 @@
 //! publish on, and MQTT's per-topic order is the queue's order); for an existing queue
 //! address named exactly, the queue itself (its consumers compete). A wildcard filter
 //! gets a source on every matching topic, and on each matching topic created later (a
-//! tenant topic watcher). Shared subscriptions (`$share/GROUP/FILTER`) use one shared
-//! queue per group and topic, so the group's members compete for each message.
+//! tenant topic watcher). Shared subscriptions (`$share/GROUP/FILTER`) use one durable
+//! subscription per group, filter and topic (`$mqtt-share|GROUP|FILTER|TOPIC`), so the
+//! group's members compete for each message and what it holds for a persistent member
+//! that is away survives a restart; the last member out deletes it, and after a restart
+//! those no restored session rejoined are deleted.
 //!
 //! While the client is connected its connection attaches a consumer to every source;
 //! while it is away the queues keep collecting (persistent sessions only).
@@ -31,12 +34,17 @@ use throng_mqtt::topic::{has_wildcard, matches};
 use throng_mqtt::{ByteStr, QoS};
 use tokio::sync::Notify;
 
+/// How the durable subscriptions behind MQTT shared subscriptions are named:
+/// `$mqtt-share|GROUP|FILTER|TOPIC` (one per group, filter and matching topic).
+pub const SHARED_PREFIX: &str = "$mqtt-share|";
+
 /// Where a source's messages come from, and how to let go of it.
 pub enum SourceKind {
     /// A subscription queue of our own on a topic.
     Topic(Arc<Topic>),
-    /// A shared subscription's queue on a topic (name of the share).
-    Shared(Arc<Topic>, String),
+    /// A shared subscription on a topic: a durable subscription of the tenant its
+    /// members compete for (its name).
+    Shared(Arc<Tenant>, String),
     /// A durable subscription of a persistent session on a topic (its name).
     Durable(Arc<Tenant>, String),
     /// An existing queue address, consumed directly.
@@ -57,7 +65,7 @@ impl Source {
     fn release(&self) {
         match &self.kind {
             SourceKind::Topic(t) => t.unsubscribe(&self.queue),
-            SourceKind::Shared(t, name) => t.leave_shared(name),
+            SourceKind::Shared(tenant, name) => tenant.leave_shared_subscription(name),
             SourceKind::Durable(tenant, name) => tenant.close_subscription(name),
             SourceKind::Queue => {}
         }
@@ -292,8 +300,11 @@ impl Session {
         let id = self.next_id();
         let (queue, kind) = match &sub.share {
             Some(group) => {
-                let name = format!("$share/{group}/{}", sub.filter);
-                (t.join_shared(&name), SourceKind::Shared(t.clone(), name))
+                let name = format!("{SHARED_PREFIX}{group}|{}|{}", sub.filter, t.name());
+                (
+                    self.tenant.join_shared_subscription(t, &name),
+                    SourceKind::Shared(self.tenant.clone(), name),
+                )
             }
             None if self.persistent => {
                 let name = format!("$mqtt|{}|{}|{}", self.client_id, sub.filter, t.name());
@@ -549,6 +560,10 @@ impl Sessions {
         }
         if !records.is_empty() {
             tracing::info!(sessions = records.len(), "mqtt sessions restored");
+        }
+        // shared subscriptions whose members all ended with the node
+        for tenant in node.tenants() {
+            tenant.close_unjoined_shared_subscriptions(|name| name.starts_with(SHARED_PREFIX));
         }
     }
 
