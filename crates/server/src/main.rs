@@ -7,6 +7,7 @@ mod http;
 mod mqtt;
 mod recovery;
 mod serve;
+mod socket_buffers;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

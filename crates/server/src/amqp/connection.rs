@@ -8,7 +8,7 @@
 
 use super::links::{ConsumerLink, ProducerLink};
 use crate::auth::{self, Principal};
-use bytes::{Buf, BytesMut};
+use crate::socket_buffers::SocketBuffers;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,12 +18,8 @@ use throng_core::{Command, Node, Outbox};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
-/// Unwritten output above which the task stops reading and taking new deliveries.
-const HIGH_WATER: usize = 1 << 20;
 /// Read buffer of a quiet connection: small, so ten thousand idle clients cost little.
 const SMALL_READ: usize = 4 * 1024;
-/// Read buffer of a busy connection: large, so one read brings many frames.
-const LARGE_READ: usize = 64 * 1024;
 
 /// Per-connection protocol limits.
 #[derive(Debug, Clone)]
@@ -109,40 +105,30 @@ pub async fn serve_connection<S>(
 impl Conn {
     async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: S) {
         let (mut rd, mut wr) = tokio::io::split(stream);
-        let mut out = BytesMut::new();
+        let mut io = SocketBuffers::new(SMALL_READ);
         let mut cmds: Vec<Command> = Vec::new();
         let outbox = self.outbox.clone();
-        let mut read_size = SMALL_READ;
         loop {
             if self.engine.has_output() {
-                let o = self.engine.output();
-                if out.is_empty() {
-                    out = o.split();
-                } else {
-                    out.extend_from_slice(o);
-                    o.clear();
-                }
+                io.take_output(self.engine.output());
             }
-            if self.engine.is_closed() && out.is_empty() {
+            if self.engine.is_closed() && io.out.is_empty() {
                 let _ = wr.shutdown().await;
                 return;
             }
             let deadline = self.engine.poll_timeout();
-            let can_read = out.len() < HIGH_WATER && !self.engine.is_closed();
+            let can_read = io.below_high_water() && !self.engine.is_closed();
             let input = self.engine.input_buffer();
-            if input.capacity() - input.len() < read_size / 4 {
-                input.reserve(read_size);
-            }
-            let room = input.capacity() - input.len();
+            let room = io.prepare_read(input);
             let wake = tokio::select! {
                 biased;
-                r = wr.write(&out), if !out.is_empty() => Wake::Wrote(r),
+                r = wr.write(&io.out), if !io.out.is_empty() => Wake::Wrote(r),
                 r = rd.read_buf(input), if can_read => Wake::Read(r),
-                _ = outbox.notified(), if out.len() < HIGH_WATER => Wake::Commands,
+                _ = outbox.notified(), if io.below_high_water() => Wake::Commands,
                 _ = sleep_until(deadline), if deadline.is_some() => Wake::Timer,
             };
             match wake {
-                Wake::Wrote(Ok(n)) => out.advance(n),
+                Wake::Wrote(Ok(n)) => io.wrote(n),
                 Wake::Wrote(Err(e)) => {
                     debug!(conn = self.id, "write failed: {e}");
                     return;
@@ -154,21 +140,10 @@ impl Conn {
                     return;
                 }
                 Wake::Read(Ok(n)) => {
-                    // grow the buffer while reads fill it; give it back when traffic stops
-                    read_size = if n == room {
-                        LARGE_READ
-                    } else if n < SMALL_READ / 2 {
-                        SMALL_READ
-                    } else {
-                        read_size
-                    };
+                    io.after_read(n, room);
                     self.engine.process_input_at(Instant::now());
                     self.handle_events();
-                    let input = self.engine.input_buffer();
-                    if input.is_empty() && read_size == SMALL_READ && input.capacity() > SMALL_READ
-                    {
-                        *input = BytesMut::new();
-                    }
+                    io.release_idle(self.engine.input_buffer());
                 }
                 Wake::Read(Err(e)) => {
                     debug!(conn = self.id, "read failed: {e}");

@@ -15,7 +15,7 @@
 use super::bridge;
 use super::session::{self, Session, Sessions, SubscribeError};
 use crate::auth::{self, Principal};
-use bytes::{Buf, BytesMut};
+use crate::socket_buffers::SocketBuffers;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -33,12 +33,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
-/// Unwritten output above which the task stops reading and taking new deliveries.
-const HIGH_WATER: usize = 1 << 20;
 /// Read buffer of a quiet connection: devices mostly send small packets, and a hundred
 /// thousand idle clients must cost little (it grows to `LARGE_READ` while reads fill it).
 const SMALL_READ: usize = 1024;
-const LARGE_READ: usize = 64 * 1024;
 /// Credit window of a QoS 0 subscription's consumer.
 const QOS0_WINDOW: u32 = 256;
 /// Credit window of a QoS 1/2 subscription's consumer when the client's receive maximum
@@ -165,43 +162,33 @@ pub async fn serve_connection<S>(
 impl Conn {
     async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: S) {
         let (mut rd, mut wr) = tokio::io::split(stream);
-        let mut out = BytesMut::new();
+        let mut io = SocketBuffers::new(SMALL_READ);
         let mut cmds: Vec<Command> = Vec::new();
         let outbox = self.outbox.clone();
         let kick = self.kick.clone();
-        let mut read_size = SMALL_READ;
         loop {
             if self.engine.has_output() {
-                let o = self.engine.output();
-                if out.is_empty() {
-                    out = o.split();
-                } else {
-                    out.extend_from_slice(o);
-                    o.clear();
-                }
+                io.take_output(self.engine.output());
             }
-            if self.engine.is_closed() && out.is_empty() {
+            if self.engine.is_closed() && io.out.is_empty() {
                 let _ = wr.shutdown().await;
                 return;
             }
             let deadline = self.engine.poll_timeout();
-            let can_read = out.len() < HIGH_WATER && !self.engine.is_closed() && !self.blocked;
+            let can_read = io.below_high_water() && !self.engine.is_closed() && !self.blocked;
             let input = self.engine.input_buffer();
-            if input.capacity() - input.len() < read_size / 4 {
-                input.reserve(read_size);
-            }
-            let room = input.capacity() - input.len();
+            let room = io.prepare_read(input);
             let wake = tokio::select! {
                 biased;
-                r = wr.write(&out), if !out.is_empty() => Wake::Wrote(r),
+                r = wr.write(&io.out), if !io.out.is_empty() => Wake::Wrote(r),
                 _ = kick.notified() => Wake::Kicked,
-                _ = outbox.notified(), if out.len() < HIGH_WATER => Wake::Commands,
+                _ = outbox.notified(), if io.below_high_water() => Wake::Commands,
                 r = rd.read_buf(input), if can_read => Wake::Read(r),
                 _ = wait_changed(self.changed.as_deref()) => Wake::SessionChanged,
                 _ = sleep_until(deadline), if deadline.is_some() => Wake::Timer,
             };
             match wake {
-                Wake::Wrote(Ok(n)) => out.advance(n),
+                Wake::Wrote(Ok(n)) => io.wrote(n),
                 Wake::Wrote(Err(e)) => {
                     debug!(conn = self.id, "write failed: {e}");
                     self.engine.transport_closed(Instant::now());
@@ -214,20 +201,10 @@ impl Conn {
                     return;
                 }
                 Wake::Read(Ok(n)) => {
-                    read_size = if n == room {
-                        LARGE_READ
-                    } else if n < SMALL_READ / 2 {
-                        SMALL_READ
-                    } else {
-                        read_size
-                    };
+                    io.after_read(n, room);
                     self.engine.process_input(Instant::now());
                     self.handle_events();
-                    let input = self.engine.input_buffer();
-                    if input.is_empty() && read_size == SMALL_READ && input.capacity() > SMALL_READ
-                    {
-                        *input = BytesMut::new();
-                    }
+                    io.release_idle(self.engine.input_buffer());
                 }
                 Wake::Read(Err(e)) => {
                     debug!(conn = self.id, "read failed: {e}");
