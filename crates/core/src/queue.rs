@@ -189,8 +189,9 @@ impl Clock {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch: the clock expiry and delivery times are kept in
+/// (adapters that report a message's remaining lifetime read the same one).
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

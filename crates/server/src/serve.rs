@@ -3,12 +3,14 @@
 
 use crate::amqp::{serve_connection, ConnectionLimits};
 use crate::config::{Config, Listeners};
+use std::future::Future;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use throng_core::Node;
 use throng_store::{Journal, JournalConfig, MetadataStore};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tracing::{error, info, warn};
 
 /// Command-line overrides of the config file.
@@ -94,32 +96,27 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
     let stored_sessions = metadata.mqtt_sessions().map_err(|e| e.to_string())?;
     mqtt_sessions.restore(&node, &stored_sessions);
     if let Some(addr) = &listeners.amqp {
-        let listener = bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen for amqp on {addr}: {e}"))?;
-        let local = listener.local_addr().map_err(|e| e.to_string())?;
-        announce("amqp", &local.to_string());
-        let node = node.clone();
-        tasks.push(tokio::spawn(accept_amqp(listener, node)));
+        let listener = open_listener("amqp", addr).await?;
+        let (node, limits) = (node.clone(), ConnectionLimits::default());
+        tasks.push(tokio::spawn(accept_loop(
+            "amqp",
+            listener,
+            move |stream, peer| serve_connection(stream, peer, node.clone(), limits.clone()),
+        )));
     }
     if let Some(addr) = &listeners.mqtt {
-        let listener = bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen for mqtt on {addr}: {e}"))?;
-        let local = listener.local_addr().map_err(|e| e.to_string())?;
-        announce("mqtt", &local.to_string());
-        tasks.push(tokio::spawn(accept_mqtt(
+        let listener = open_listener("mqtt", addr).await?;
+        let (node, sessions) = (node.clone(), mqtt_sessions.clone());
+        tasks.push(tokio::spawn(accept_loop(
+            "mqtt",
             listener,
-            node.clone(),
-            mqtt_sessions.clone(),
+            move |stream, peer| {
+                crate::mqtt::serve_connection(stream, peer, node.clone(), sessions.clone())
+            },
         )));
     }
     if let Some(addr) = &listeners.http {
-        let listener = bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen for http on {addr}: {e}"))?;
-        let local = listener.local_addr().map_err(|e| e.to_string())?;
-        announce("http", &local.to_string());
+        let listener = open_listener("http", addr).await?;
         tasks.push(tokio::spawn(crate::http::serve(
             listener,
             node.clone(),
@@ -178,24 +175,35 @@ async fn bind(addr: &str) -> std::io::Result<TcpListener> {
     }))
 }
 
-/// Prints the `listening PROTO HOST:PORT` line tests rely on.
-fn announce(proto: &str, addr: &str) {
+/// Binds the `proto` listener on `addr` and prints the `listening PROTO HOST:PORT` line
+/// tests rely on.
+async fn open_listener(proto: &str, addr: &str) -> Result<TcpListener, String> {
+    let listener = bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen for {proto} on {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "listening {proto} {addr}");
+    let _ = writeln!(out, "listening {proto} {local}");
     let _ = out.flush();
+    Ok(listener)
 }
 
-async fn accept_amqp(listener: TcpListener, node: Arc<Node>) {
-    let limits = ConnectionLimits::default();
+/// Accepts `proto` connections for ever, each served by its own task (`serve`), with
+/// Nagle off. A failed accept (out of file descriptors, say) is logged and retried
+/// after a pause instead of spinning.
+async fn accept_loop<F, Fut>(proto: &'static str, listener: TcpListener, serve: F)
+where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve_connection(stream, peer, node.clone(), limits.clone()));
+                tokio::spawn(serve(stream, peer));
             }
             Err(e) => {
-                // e.g. out of file descriptors: back off instead of spinning
-                error!("accept failed: {e}");
+                error!(proto, "accept failed: {e}");
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
         }
@@ -221,25 +229,5 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-async fn accept_mqtt(listener: TcpListener, node: Arc<Node>, sessions: Arc<crate::mqtt::Sessions>) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(crate::mqtt::serve_connection(
-                    stream,
-                    peer,
-                    node.clone(),
-                    sessions.clone(),
-                ));
-            }
-            Err(e) => {
-                error!("mqtt accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-        }
     }
 }

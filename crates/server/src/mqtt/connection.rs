@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use throng_amqp::definitions::DeliveryState;
 use throng_amqp::engine::LinkId;
 use throng_amqp::message::Message;
-use throng_core::queue::{OnDurable, Queue, Stored};
+use throng_core::queue::{now_ms, OnDurable, Queue, Stored};
 use throng_core::{Address, AddressKind, Command, ConsumerKey, Node, Op, Outbox, Outcome};
 use throng_mqtt::codec::{Connect, RetainHandling, Subscribe, Unsubscribe, Will};
 use throng_mqtt::engine::{Closed, Config, Connection, Event};
@@ -965,13 +965,6 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
         None => std::future::pending().await,
     }
-}
-
-/// Milliseconds since the Unix epoch (the clock queues keep expiry in).
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// v5 properties carrying only a reason string: the human-readable why of a refusal
