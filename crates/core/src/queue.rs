@@ -18,11 +18,11 @@
 use crate::address::{ConsumerKey, Outcome};
 use crate::outbox::{Command, Outbox};
 use crate::ready::{ReadyList, LEVELS};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use throng_amqp::definitions::Header;
 use throng_amqp::engine::LinkId;
 use throng_amqp::message::Message;
+use throng_idmap::IdMap;
 use throng_selector::Selector;
 use throng_store::{Journal, PageStore, PagedMeta, Record, DEFAULT_PAGE_FILE_BYTES};
 
@@ -257,7 +257,8 @@ struct State {
     /// Expired entries waiting to go to the expiry address once the lock is released.
     expired: Vec<Entry>,
     expired_count: u64,
-    unacked: HashMap<u64, (ConsumerKey, Entry)>,
+    /// Deliveries awaiting settlement, by sequence number.
+    unacked: IdMap<u64, (ConsumerKey, Entry)>,
     consumers: Vec<Consumer>,
     next_consumer: usize,
     next_seq: u64,
@@ -311,7 +312,7 @@ impl Queue {
                 timer_at: None,
                 expired: Vec::new(),
                 expired_count: 0,
-                unacked: HashMap::new(),
+                unacked: IdMap::default(),
                 consumers: Vec::new(),
                 next_consumer: 0,
                 next_seq: 0,

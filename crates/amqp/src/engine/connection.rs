@@ -1,7 +1,6 @@
 //! The connection state machine: protocol headers, SASL, open/close, sessions with their
 //! windows, links with credit, and deliveries.
 
-use super::hash::IdMap;
 use super::types::*;
 use crate::codec::{encode, Symbol};
 use crate::definitions::{
@@ -13,6 +12,7 @@ use crate::frame::{self, Frame, FrameError, AMQP_HEADER, SASL_HEADER};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+use throng_idmap::IdMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {

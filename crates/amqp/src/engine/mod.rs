@@ -8,8 +8,7 @@
 //! threads, so it runs in tokio adapters and in in-memory engine-pair tests alike.
 
 mod connection;
-mod hash;
-pub use hash::IdMap;
+pub use throng_idmap::IdMap;
 mod types;
 
 pub use connection::Connection;

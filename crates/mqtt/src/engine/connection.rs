@@ -1,7 +1,6 @@
 //! The connection state machine: CONNECT/CONNACK, keep-alive, QoS 1/2 both ways with
 //! receive maximum, topic aliases, maximum packet size, session export and resend.
 
-use super::hash::IdMap;
 use super::session::{OutboundMessage, OutboundState, SessionState};
 use super::types::*;
 use crate::codec::{
@@ -12,6 +11,7 @@ use crate::codec::{
 use bytes::BytesMut;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
+use throng_idmap::IdMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {

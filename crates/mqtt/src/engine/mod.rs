@@ -10,7 +10,6 @@
 //! benchmark client and the in-memory engine-pair tests all run it.
 
 mod connection;
-mod hash;
 mod session;
 mod types;
 

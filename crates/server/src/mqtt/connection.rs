@@ -16,7 +16,7 @@ use super::bridge;
 use super::session::{self, Session, Sessions, SubscribeError};
 use crate::auth::{self, Principal};
 use crate::socket_buffers::SocketBuffers;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,6 +25,7 @@ use throng_amqp::engine::LinkId;
 use throng_amqp::message::Message;
 use throng_core::queue::{now_ms, OnDurable, Queue, Stored};
 use throng_core::{Address, AddressKind, Command, ConsumerKey, Node, Op, Outbox, Outcome};
+use throng_idmap::IdMap;
 use throng_mqtt::codec::{Connect, RetainHandling, Subscribe, Unsubscribe, Will};
 use throng_mqtt::engine::{Closed, Config, Connection, Event};
 use throng_mqtt::topic::{matches, overlaps, parse_filter};
@@ -100,11 +101,11 @@ struct Conn {
     kicked: bool,
     /// The engine's `inbound_qos2_changes` when the session was last written.
     qos2_persisted: u64,
-    consumers: HashMap<LinkId, Consumer>,
+    consumers: IdMap<LinkId, Consumer>,
     next_link: u32,
     /// Outbound QoS 1/2 packet id → (consumer link, queue token); `None` for retained
     /// messages sent on subscribe (nothing upstream to settle).
-    inflight: HashMap<u16, Option<(LinkId, u64)>>,
+    inflight: IdMap<u16, Option<(LinkId, u64)>>,
     pending: VecDeque<Pending>,
     will: Option<PendingWill>,
     /// Reading pauses until an address with no room has room again.
@@ -146,9 +147,9 @@ pub async fn serve_connection<S>(
         changed: None,
         kicked: false,
         qos2_persisted: 0,
-        consumers: HashMap::new(),
+        consumers: IdMap::default(),
         next_link: 0,
-        inflight: HashMap::new(),
+        inflight: IdMap::default(),
         pending: VecDeque::new(),
         will: None,
         blocked: false,
