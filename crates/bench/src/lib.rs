@@ -114,6 +114,11 @@ pub struct BenchArgs {
     /// MQTT: protocol version.
     #[arg(long, value_enum, default_value = "5")]
     pub mqtt_version: mqtt::VersionArg,
+    /// MQTT: every client asks for a persistent session (clean start off; v5: session
+    /// expiry 300 s), as devices that must not miss messages do. The server then keeps
+    /// subscriptions durably and QoS 2 state with the session. The sessions outlive the run.
+    #[arg(long)]
+    pub persistent_sessions: bool,
 }
 
 impl BenchArgs {

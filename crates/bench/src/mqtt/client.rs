@@ -71,6 +71,7 @@ impl Client {
         version: Version,
         client_id: &str,
         credentials: Option<(&str, &str)>,
+        persistent: bool,
         timeout: Duration,
     ) -> Result<Client, String> {
         let deadline = Instant::now() + timeout;
@@ -82,6 +83,12 @@ impl Client {
         let (rd, wr) = stream.into_split();
         let mut connect = Connect::new(version, ByteStr::from(client_id));
         connect.keep_alive = 0;
+        if persistent {
+            connect.clean_start = false;
+            if version == Version::V5 {
+                connect.properties.session_expiry_interval = Some(300);
+            }
+        }
         if let Some((user, password)) = credentials {
             connect.username = Some(ByteStr::from(user));
             connect.password = Some(Bytes::copy_from_slice(password.as_bytes()));

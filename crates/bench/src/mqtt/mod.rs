@@ -169,6 +169,7 @@ async fn setup(args: &BenchArgs, origin: Instant, expected_each: u64) -> Result<
             version,
             &client_id("sub", i),
             creds,
+            args.persistent_sessions,
             SETUP_TIMEOUT,
         )
         .await
@@ -189,6 +190,7 @@ async fn setup(args: &BenchArgs, origin: Instant, expected_each: u64) -> Result<
             version,
             &client_id("pub", i),
             creds,
+            args.persistent_sessions,
             SETUP_TIMEOUT,
         )
         .await
