@@ -123,7 +123,8 @@ impl PropertyContext {
 /// PUBLISH, every v3 packet) carry none, and packets are moved several times between the
 /// decoder, the engine and the application, so the [`PropertySet`] is boxed and only
 /// allocated once a property is set. Reads of an empty one see [`PropertySet::EMPTY`];
-/// a write through `DerefMut` allocates it.
+/// a write through `DerefMut` allocates it — even a write of `None`, so hot paths write
+/// only the properties that are present.
 #[derive(Clone, Default)]
 pub struct Properties(Option<Box<PropertySet>>);
 

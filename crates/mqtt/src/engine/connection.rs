@@ -970,7 +970,7 @@ impl Connection {
             return Err(EngineError::RetainNotSupported);
         }
         p.dup = false;
-        p.properties.topic_alias = None;
+        clear_topic_alias(&mut p);
         if p.qos == QoS::AtMostOnce {
             p.packet_id = 0;
         } else {
@@ -1017,7 +1017,7 @@ impl Connection {
         let id = p.packet_id;
         if p.qos != QoS::AtMostOnce {
             p.topic = full_topic;
-            p.properties.topic_alias = None;
+            clear_topic_alias(&mut p);
             let seq = self.next_seq;
             self.next_seq += 1;
             self.inflight.insert(
@@ -1235,5 +1235,14 @@ impl Connection {
             }
         }
         self.send_unsent();
+    }
+}
+
+/// Drops a publish's topic alias. Only a publish that has one is written to: a write
+/// through `Properties`' `DerefMut` allocates its property set, even to store `None`, and
+/// most publishes carry no properties at all.
+fn clear_topic_alias(p: &mut Publish) {
+    if p.properties.topic_alias.is_some() {
+        p.properties.topic_alias = None;
     }
 }

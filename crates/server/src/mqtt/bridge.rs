@@ -177,15 +177,22 @@ pub fn to_mqtt(msg: &Message, topic: &ByteStr, max_qos: QoS, v5: bool) -> Publis
         if let Some(ttl) = header.ttl {
             p.message_expiry_interval = Some(ttl.div_ceil(1000));
         }
+        // only what is present is written: a write allocates the MQTT property set
         if let Ok(Some(props)) = msg.properties() {
-            p.content_type = props.content_type.map(|c| ByteStr::from(c.0));
-            p.response_topic = props.reply_to.map(ByteStr::from);
-            p.correlation_data = props.correlation_id.map(|c| match c {
-                Value::Binary(b) => b,
-                Value::String(s) => Bytes::from(s),
-                Value::Uuid(u) => Bytes::copy_from_slice(&u),
-                other => Bytes::from(format!("{other:?}")),
-            });
+            if let Some(c) = props.content_type {
+                p.content_type = Some(ByteStr::from(c.0));
+            }
+            if let Some(r) = props.reply_to {
+                p.response_topic = Some(ByteStr::from(r));
+            }
+            if let Some(c) = props.correlation_id {
+                p.correlation_data = Some(match c {
+                    Value::Binary(b) => b,
+                    Value::String(s) => Bytes::from(s),
+                    Value::Uuid(u) => Bytes::copy_from_slice(&u),
+                    other => Bytes::from(format!("{other:?}")),
+                });
+            }
         }
         if let Ok(Some(app)) = msg.application_properties() {
             for (k, v) in app {
