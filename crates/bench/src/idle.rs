@@ -34,13 +34,7 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
                     start.elapsed().as_secs_f64()
                 );
             }
-            for p in pending.drain(..) {
-                conns.push(
-                    p.await
-                        .map_err(|e| e.to_string())?
-                        .map_err(|e| format!("connection {}: {e}", conns.len()))?,
-                );
-            }
+            collect(&mut pending, &mut conns).await?;
         }
     }
     let connect_secs = start.elapsed().as_secs_f64();
@@ -60,6 +54,22 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
     }
     for c in &conns {
         let _ = tokio::time::timeout(Duration::from_millis(100), c.close()).await;
+    }
+    Ok(())
+}
+
+/// Waits for a batch of connection attempts and keeps the connections; the first failure
+/// ends the measurement.
+async fn collect<C, E: std::fmt::Display>(
+    pending: &mut Vec<tokio::task::JoinHandle<Result<C, E>>>,
+    conns: &mut Vec<C>,
+) -> Result<(), String> {
+    for p in pending.drain(..) {
+        let c = p
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("connection {}: {e}", conns.len()))?;
+        conns.push(c);
     }
     Ok(())
 }
@@ -148,13 +158,7 @@ pub async fn idle_mqtt(args: &BenchArgs) -> Result<IdleReport, String> {
             Ok::<_, String>(stream)
         }));
         if pending.len() == 500 || i + 1 == n {
-            for p in pending.drain(..) {
-                conns.push(
-                    p.await
-                        .map_err(|e| e.to_string())?
-                        .map_err(|e| format!("connection {}: {e}", conns.len()))?,
-                );
-            }
+            collect(&mut pending, &mut conns).await?;
         }
     }
     let connect_secs = start.elapsed().as_secs_f64();
