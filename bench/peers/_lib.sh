@@ -54,6 +54,20 @@ amqp10_probe() {
     [ "$got" = "414d515003010000" ]
 }
 
+# report_status PROTO PID PORT PROBE -> the `listening PROTO 127.0.0.1:PORT` and `pid PID`
+# lines the bench scripts read, when PID is set and `PROBE PORT` answers; else
+# "not running" and status 1.
+report_status() {
+    local proto=$1 pid=$2 port=$3 probe=$4
+    if [ -n "$pid" ] && "$probe" "$port"; then
+        echo "listening $proto 127.0.0.1:$port"
+        echo "pid $pid"
+    else
+        echo "not running"
+        return 1
+    fi
+}
+
 # pid_matches PID PATTERN -> 0 if PID is alive and its cmdline matches PATTERN
 pid_matches() {
     local pid=$1 pat=$2

@@ -103,15 +103,7 @@ cmd_stop() {
 }
 
 cmd_status() {
-    local pid
-    pid=$(broker_pid)
-    if [ -n "$pid" ] && mqtt_probe "$PORT"; then
-        echo "listening mqtt 127.0.0.1:$PORT"
-        echo "pid $pid"
-    else
-        echo "not running"
-        return 1
-    fi
+    report_status mqtt "$(broker_pid)" "$PORT" mqtt_probe
 }
 
 case "${1:-}" in

@@ -106,15 +106,7 @@ cmd_stop() {
 }
 
 cmd_status() {
-    local pid
-    pid=$(broker_pid)
-    if [ -n "$pid" ] && amqp10_probe "$PORT"; then
-        echo "listening amqp 127.0.0.1:$PORT"
-        echo "pid $pid"
-    else
-        echo "not running"
-        return 1
-    fi
+    report_status amqp "$(broker_pid)" "$PORT" amqp10_probe
 }
 
 case "${1:-}" in

@@ -174,15 +174,7 @@ cmd_stop() {
 }
 
 cmd_status() {
-    local pid
-    pid=$(beam_pid)
-    if [ -n "$pid" ] && amqp10_probe "$PORT"; then
-        echo "listening amqp 127.0.0.1:$PORT"
-        echo "pid $pid"
-    else
-        echo "not running"
-        return 1
-    fi
+    report_status amqp "$(beam_pid)" "$PORT" amqp10_probe
 }
 
 cmd_ctl() {
