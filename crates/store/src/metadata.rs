@@ -113,35 +113,12 @@ impl MetadataStore {
         topic: &str,
         message: Option<&[u8]>,
     ) -> Result<(), MetadataError> {
-        let key = format!("{tenant}\0{topic}");
-        let tx = self.db.begin_write().map_err(err)?;
-        {
-            let mut t = tx.open_table(RETAINED).map_err(err)?;
-            match message {
-                Some(m) => {
-                    t.insert(key.as_str(), m).map_err(err)?;
-                }
-                None => {
-                    t.remove(key.as_str()).map_err(err)?;
-                }
-            }
-        }
-        tx.commit().map_err(err)
+        self.put_blob(RETAINED, tenant, topic, message)
     }
 
     /// Every retained message: (tenant, topic, message bytes).
     pub fn retained(&self) -> Result<Vec<(String, String, Vec<u8>)>, MetadataError> {
-        let tx = self.db.begin_read().map_err(err)?;
-        let t = tx.open_table(RETAINED).map_err(err)?;
-        let mut out = Vec::new();
-        for row in t.iter().map_err(err)? {
-            let (k, v) = row.map_err(err)?;
-            let Some((tenant, topic)) = k.value().split_once('\0') else {
-                continue;
-            };
-            out.push((tenant.to_string(), topic.to_string(), v.value().to_vec()));
-        }
-        Ok(out)
+        self.blobs(RETAINED)
     }
 
     /// Stores (replacing) or with `None` forgets a persistent MQTT session, durably.
@@ -151,11 +128,28 @@ impl MetadataStore {
         client_id: &str,
         state: Option<&[u8]>,
     ) -> Result<(), MetadataError> {
-        let key = format!("{tenant}\0{client_id}");
+        self.put_blob(MQTT_SESSIONS, tenant, client_id, state)
+    }
+
+    /// Every persistent MQTT session: (tenant, client id, state).
+    pub fn mqtt_sessions(&self) -> Result<Vec<(String, String, Vec<u8>)>, MetadataError> {
+        self.blobs(MQTT_SESSIONS)
+    }
+
+    /// Stores (replacing) or with `None` removes the bytes of `name` in `tenant`, durably
+    /// (the commit returns once on disk).
+    fn put_blob(
+        &self,
+        table: TableDefinition<&str, &[u8]>,
+        tenant: &str,
+        name: &str,
+        value: Option<&[u8]>,
+    ) -> Result<(), MetadataError> {
+        let key = format!("{tenant}\0{name}");
         let tx = self.db.begin_write().map_err(err)?;
         {
-            let mut t = tx.open_table(MQTT_SESSIONS).map_err(err)?;
-            match state {
+            let mut t = tx.open_table(table).map_err(err)?;
+            match value {
                 Some(v) => {
                     t.insert(key.as_str(), v).map_err(err)?;
                 }
@@ -167,17 +161,20 @@ impl MetadataStore {
         tx.commit().map_err(err)
     }
 
-    /// Every persistent MQTT session: (tenant, client id, state).
-    pub fn mqtt_sessions(&self) -> Result<Vec<(String, String, Vec<u8>)>, MetadataError> {
+    /// Every row of a tenant-keyed bytes table: (tenant, name, bytes).
+    fn blobs(
+        &self,
+        table: TableDefinition<&str, &[u8]>,
+    ) -> Result<Vec<(String, String, Vec<u8>)>, MetadataError> {
         let tx = self.db.begin_read().map_err(err)?;
-        let t = tx.open_table(MQTT_SESSIONS).map_err(err)?;
+        let t = tx.open_table(table).map_err(err)?;
         let mut out = Vec::new();
         for row in t.iter().map_err(err)? {
             let (k, v) = row.map_err(err)?;
-            let Some((tenant, client)) = k.value().split_once('\0') else {
+            let Some((tenant, name)) = k.value().split_once('\0') else {
                 continue;
             };
-            out.push((tenant.to_string(), client.to_string(), v.value().to_vec()));
+            out.push((tenant.to_string(), name.to_string(), v.value().to_vec()));
         }
         Ok(out)
     }
