@@ -69,17 +69,19 @@ async fn purge_removes_waiting_messages_in_memory_and_on_disk() {
             .encode();
         s.send(m).await.expect("send");
     }
-    // one message out on loan to a consumer stays its own
+    // one message out on loan to a consumer stays its own (credit by hand: a window
+    // would top it up on receipt and a second loan would race the depth read below)
     let mut r = c
         .open_receiver(
             "orders",
             ReceiverOptions {
-                window: 1,
+                window: 0,
                 ..Default::default()
             },
         )
         .await
         .expect("receiver");
+    r.add_credit(1);
     let loaned = r
         .recv_timeout(std::time::Duration::from_secs(5))
         .await
