@@ -38,7 +38,7 @@ class Client:
     """A paho client on its own network thread; messages land in a queue."""
 
     def __init__(self, port, version=5, client_id=None, clean=True, will=None, username=None,
-                 password=None, session_expiry=None):
+                 password=None, session_expiry=None, will_properties=None):
         self.version = version
         proto = mqtt.MQTTv5 if version == 5 else mqtt.MQTTv311
         self.id = client_id or f"py-{uuid.uuid4().hex[:8]}"
@@ -58,7 +58,7 @@ class Client:
         if username:
             self.c.username_pw_set(username, password)
         if will:
-            self.c.will_set(*will)
+            self.c.will_set(*will, properties=will_properties)
         props = None
         if version == 5:
             props = Properties(PacketTypes.CONNECT)
@@ -697,6 +697,26 @@ def test_qos2_is_exactly_once_across_a_reconnect(clients, server):
     assert pubcomp[0] == 0x70 and pubcomp[2:4] == b"\x00\x07", pubcomp
     sub.nothing(0.5)
     s.close()
+
+
+def test_qos2_state_goes_with_a_session_taken_over_from_a_live_connection(clients, server):
+    """The client comes back (clean start 0) while its old connection is still open: the
+    old connection's QoS 2 state (an id awaiting PUBREL) goes to the new one, so the
+    resent PUBLISH is acknowledged, not delivered twice."""
+    sub = clients()
+    sub.subscribe("once-taken", qos=2)
+    old, _ = raw_connect(server.mqtt_port, "taker", clean_start=True, expiry=300)
+    raw_publish_qos2(old, "once-taken", b"only-once", 9, dup=False)
+    raw_expect(old, 0x50, 9)
+    assert sub.get().payload == b"only-once"
+    new, present = raw_connect(server.mqtt_port, "taker", clean_start=False, expiry=300)
+    assert present == 1
+    kind, body = read_packet(old)
+    assert (kind, body[0]) == (0xE0, 0x8E), "the old connection is told: session taken over"
+    raw_qos2_exchange(new, "once-taken", b"only-once", 9, dup=True)
+    sub.nothing(0.5)
+    old.close()
+    new.close()
 
 
 def raw_expect(s, first_byte, packet_id):

@@ -2,7 +2,7 @@
 
 use crate::anycast::Anycast;
 use crate::multicast::Multicast;
-use crate::queue::Queue;
+use crate::queue::{OnDurable, Queue, Stored};
 use crate::topic::Topic;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -65,14 +65,34 @@ impl Address {
 impl Address {
     /// Publishes a message no producer waits for (a will: its connection is gone).
     /// Queues and topics store it; anycast and multicast forward it to consumers that
-    /// can take it now. Returns whether anything took it.
-    pub fn publish_unattended(&self, msg: Message) -> bool {
+    /// can take it now. `then` runs once the message is on disk where it is journaled,
+    /// or at once when nothing journals it (not durable, no durable subscription,
+    /// forwarded, refused); if a journal write fails it never runs. Returns whether
+    /// anything took it.
+    pub fn publish_unattended(&self, msg: Message, then: Option<OnDurable>) -> bool {
         let scratch = || std::sync::Arc::new(crate::outbox::Outbox::new());
-        match self {
-            Address::Queue(q) => q.publish_durably(msg, None).0 != crate::queue::Stored::Failed,
-            Address::Topic(t) => t.publish_durably(msg, None).0 != crate::queue::Stored::Failed,
+        let then = std::sync::Mutex::new(then);
+        let take = || crate::sync::lock(&then).take();
+        let make = || -> OnDurable {
+            let t = take();
+            Box::new(move || {
+                if let Some(t) = t {
+                    t()
+                }
+            })
+        };
+        let (stored, taken) = match self {
+            Address::Queue(q) => {
+                let stored = q.publish_durably(msg, Some(&make)).0;
+                (stored, stored != Stored::Failed && stored != Stored::Full)
+            }
+            Address::Topic(t) => {
+                let stored = t.publish_durably(msg, Some(&make)).0;
+                (stored, stored != Stored::Failed)
+            }
             Address::Multicast(m) => {
-                m.publish((&scratch(), throng_amqp::engine::LinkId(u32::MAX)), msg) > 0
+                let n = m.publish((&scratch(), throng_amqp::engine::LinkId(u32::MAX)), msg);
+                (Stored::Now, n > 0)
             }
             Address::Anycast(a) => {
                 let forwarded = a.publish(
@@ -80,9 +100,19 @@ impl Address {
                     msg,
                     None,
                 );
-                forwarded != crate::anycast::Forwarded::NoConsumer
+                (
+                    Stored::Now,
+                    forwarded != crate::anycast::Forwarded::NoConsumer,
+                )
+            }
+        };
+        if stored != Stored::WhenDurable {
+            // not journaled: nothing will call back (a failed write keeps `then` away)
+            if let (Some(t), false) = (take(), stored == Stored::Failed) {
+                t();
             }
         }
+        taken
     }
 }
 

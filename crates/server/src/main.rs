@@ -8,6 +8,7 @@ mod mqtt;
 mod recovery;
 mod serve;
 mod socket_buffers;
+mod wills;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

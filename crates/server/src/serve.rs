@@ -95,6 +95,9 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
     let mqtt_sessions = Arc::new(crate::mqtt::Sessions::new(config.mqtt.clone()));
     let stored_sessions = metadata.mqtt_sessions().map_err(|e| e.to_string())?;
     mqtt_sessions.restore(&node, &stored_sessions);
+    // wills of connections the last run lost: published now, or after their delay
+    let stored_wills = metadata.wills().map_err(|e| e.to_string())?;
+    mqtt_sessions.restore_wills(crate::wills::read_stored(&node, &stored_wills));
     if let Some(addr) = &listeners.amqp {
         let listener = open_listener("amqp", addr).await?;
         let (node, limits) = (node.clone(), ConnectionLimits::default());

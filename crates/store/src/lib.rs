@@ -72,6 +72,7 @@ mod crc;
 mod index;
 mod journal;
 pub mod metadata;
+mod metadata_writer;
 pub mod pages;
 mod record;
 mod recovery;
@@ -85,7 +86,9 @@ use std::time::Duration;
 
 pub use crc::{crc32c, Crc32c};
 pub use journal::Journal;
-pub use metadata::{MetadataError, MetadataStore, SubscriptionRecord};
+pub use metadata::{
+    BlobTable, BlobWrite, Committed, MetadataError, MetadataStore, SubscriptionRecord,
+};
 pub use pages::{PageStore, PagedMessage, PagedMeta, DEFAULT_PAGE_FILE_BYTES};
 pub use record::{Record, MAX_QUEUE_NAME_LEN, RECORD_HEADER_LEN};
 pub use restore::{RecoveredRef, RecoveryReader, ReplayStats};

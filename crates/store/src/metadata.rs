@@ -1,9 +1,16 @@
 //! Metadata that must outlive a restart but is not a message queue: durable
-//! subscriptions, auto-created addresses and retained messages and persistent MQTT sessions,
-//! in an embedded transactional store.
+//! subscriptions, auto-created addresses, retained messages, persistent MQTT sessions and
+//! wills, in an embedded transactional store.
+//!
+//! Rows that connections change often (sessions, wills) can go through
+//! [`MetadataStore::submit`]: a writer thread commits everything submitted since its last
+//! commit in one transaction (one fsync for many connections) and then tells each
+//! submitter, so no connection blocks its thread on the disk.
 
+use crate::metadata_writer::{self, Job, Writer};
 use redb::{Database, ReadableTable, TableDefinition};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 /// Durable subscriptions: key `tenant \0 name`, value `topic`.
 const SUBSCRIPTIONS: TableDefinition<&str, &str> = TableDefinition::new("durable_subscriptions");
@@ -15,13 +22,55 @@ const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
 /// Persistent MQTT sessions: key `tenant \0 client id`, value the session's state as the
 /// MQTT adapter encodes it (opaque here).
 const MQTT_SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("mqtt_sessions");
+/// Wills of live connections (MQTT and AMQP `$lwt`), so that a connection lost to a
+/// crash still gets its will published: key `tenant \0 connection key`, value the will
+/// as the server encodes it (opaque here).
+const WILLS: TableDefinition<&str, &[u8]> = TableDefinition::new("wills");
+
+/// The tables of opaque bytes per tenant and name that [`MetadataStore::submit`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobTable {
+    /// Retained messages, by topic.
+    Retained,
+    /// Persistent MQTT sessions, by client id.
+    MqttSessions,
+    /// Wills of live connections, by connection key.
+    Wills,
+}
+
+impl BlobTable {
+    pub(crate) fn definition(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
+        match self {
+            BlobTable::Retained => RETAINED,
+            BlobTable::MqttSessions => MQTT_SESSIONS,
+            BlobTable::Wills => WILLS,
+        }
+    }
+}
+
+/// One row to store (replacing) or, with `value: None`, remove.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobWrite {
+    /// Which table.
+    pub table: BlobTable,
+    /// The tenant the row belongs to.
+    pub tenant: String,
+    /// The row's name within the tenant.
+    pub name: String,
+    /// The new bytes; `None` removes the row.
+    pub value: Option<Vec<u8>>,
+}
+
+/// Called once a submitted write's transaction is committed (`Ok`) or failed (the
+/// failure is logged once per transaction by the writer).
+pub type Committed = Box<dyn FnOnce(Result<(), MetadataError>) + Send>;
 
 /// Why metadata could not be read or written.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("metadata store: {0}")]
 pub struct MetadataError(String);
 
-fn err(e: impl std::fmt::Display) -> MetadataError {
+pub(crate) fn err(e: impl std::fmt::Display) -> MetadataError {
     MetadataError(e.to_string())
 }
 
@@ -38,7 +87,24 @@ pub struct SubscriptionRecord {
 
 /// The node's metadata database (one redb file).
 pub struct MetadataStore {
-    db: Database,
+    db: Arc<Database>,
+    /// The group-commit writer, started by the first [`MetadataStore::submit`].
+    writer: Mutex<Option<Writer>>,
+}
+
+impl Drop for MetadataStore {
+    /// Commits what was submitted and stops the writer, so the file is closed when the
+    /// store is gone (a reopen in the same process finds it free).
+    fn drop(&mut self) {
+        let writer = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(w) = writer {
+            w.stop();
+        }
+    }
 }
 
 impl MetadataStore {
@@ -53,8 +119,49 @@ impl MetadataStore {
         tx.open_table(ADDRESSES).map_err(err)?;
         tx.open_table(RETAINED).map_err(err)?;
         tx.open_table(MQTT_SESSIONS).map_err(err)?;
+        tx.open_table(WILLS).map_err(err)?;
         tx.commit().map_err(err)?;
-        Ok(MetadataStore { db })
+        Ok(MetadataStore {
+            db: Arc::new(db),
+            writer: Mutex::new(None),
+        })
+    }
+
+    /// Queues `write` for the writer thread's next transaction and returns at once;
+    /// `done` runs on that thread after the commit. Writes are applied in the order they
+    /// were submitted, so a row's last submitted value is the one stored.
+    pub fn submit(&self, write: BlobWrite, done: Option<Committed>) {
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if writer.is_none() {
+            match metadata_writer::start(self.db.clone()) {
+                Ok(w) => *writer = Some(w),
+                Err(e) => tracing::error!("no metadata writer thread ({e}): writing inline"),
+            }
+        }
+        let mut job = Job { write, done };
+        if let Some(w) = writer.as_ref() {
+            match w.send(job) {
+                Ok(()) => return,
+                Err(back) => job = back,
+            }
+        }
+        // the thread is gone (it panicked) or never started: write here, not lose it
+        self.commit_inline(job);
+    }
+
+    fn commit_inline(&self, job: Job) {
+        let r = metadata_writer::commit(&self.db, std::slice::from_ref(&job));
+        if let Err(e) = &r {
+            tracing::error!("metadata write lost: {e}");
+        }
+        if let Some(done) = job.done {
+            done(r);
+        }
+    }
+
+    /// Every stored will: (tenant, connection key, will).
+    pub fn wills(&self) -> Result<Vec<(String, String, Vec<u8>)>, MetadataError> {
+        self.blobs(WILLS)
     }
 
     /// Remembers a durable subscription (durably, before returning).
@@ -119,16 +226,6 @@ impl MetadataStore {
     /// Every retained message: (tenant, topic, message bytes).
     pub fn retained(&self) -> Result<Vec<(String, String, Vec<u8>)>, MetadataError> {
         self.blobs(RETAINED)
-    }
-
-    /// Stores (replacing) or with `None` forgets a persistent MQTT session, durably.
-    pub fn put_mqtt_session(
-        &self,
-        tenant: &str,
-        client_id: &str,
-        state: Option<&[u8]>,
-    ) -> Result<(), MetadataError> {
-        self.put_blob(MQTT_SESSIONS, tenant, client_id, state)
     }
 
     /// Every persistent MQTT session: (tenant, client id, state).
@@ -242,15 +339,82 @@ mod tests {
             m.retained().unwrap(),
             vec![("t".into(), "a/b".into(), b"two".to_vec())]
         );
-        m.put_mqtt_session("t", "dev-1", Some(b"{}")).unwrap();
-        m.put_mqtt_session("t", "dev-2", Some(b"{}")).unwrap();
-        m.put_mqtt_session("t", "dev-2", None).unwrap();
-        drop(m);
+        for (name, value) in [
+            ("dev-1", Some("{}")),
+            ("dev-2", Some("{}")),
+            ("dev-2", None),
+        ] {
+            m.submit(write(BlobTable::MqttSessions, name, value), None);
+        }
+        drop(m); // commits what was submitted
         let m = MetadataStore::open(&path).unwrap();
         assert_eq!(
             m.mqtt_sessions().unwrap(),
             vec![("t".into(), "dev-1".into(), b"{}".to_vec())]
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn write(table: BlobTable, name: &str, value: Option<&str>) -> BlobWrite {
+        BlobWrite {
+            table,
+            tenant: "t".into(),
+            name: name.into(),
+            value: value.map(|v| v.as_bytes().to_vec()),
+        }
+    }
+
+    #[test]
+    fn submitted_writes_are_committed_in_order_and_each_submitter_told() {
+        let dir = std::env::temp_dir().join(format!("throng-meta-gc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("meta.redb");
+        let m = Arc::new(MetadataStore::open(&path).unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let (m, tx) = (m.clone(), tx.clone());
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        // each thread rewrites its own row: the last value must win
+                        let value = format!("{t}-{i}");
+                        let name = format!("conn-{t}");
+                        let tx = tx.clone();
+                        m.submit(
+                            write(BlobTable::Wills, &name, Some(&value)),
+                            Some(Box::new(move |r| tx.send(r.is_ok()).unwrap())),
+                        );
+                    }
+                    m.submit(
+                        write(BlobTable::Wills, &format!("gone-{t}"), Some("x")),
+                        None,
+                    );
+                    m.submit(write(BlobTable::Wills, &format!("gone-{t}"), None), None);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        drop(tx);
+        let told: Vec<bool> = rx.iter().collect();
+        assert_eq!(told.len(), 200, "every submitter is told once");
+        assert!(told.iter().all(|ok| *ok));
+        drop(Arc::into_inner(m).unwrap());
+        let m = MetadataStore::open(&path).unwrap();
+        let mut wills = m.wills().unwrap();
+        wills.sort();
+        let expected: Vec<_> = (0..4)
+            .map(|t| {
+                (
+                    "t".to_string(),
+                    format!("conn-{t}"),
+                    format!("{t}-49").into_bytes(),
+                )
+            })
+            .collect();
+        assert_eq!(wills, expected);
+        assert!(m.mqtt_sessions().unwrap().is_empty(), "tables stay apart");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -51,8 +51,8 @@ pub(super) struct Conn {
     pub txns: super::transactions::Transactions,
     pub consumers: IdMap<LinkId, ConsumerLink>,
     pub producers: IdMap<LinkId, ProducerLink>,
-    /// The will registered on `$lwt`: its address and message.
-    pub will: Option<(throng_core::Address, throng_amqp::message::Message)>,
+    /// The will registered on `$lwt` (also in the metadata store while registered).
+    pub will: Option<crate::wills::Will>,
     /// The peer closed the connection cleanly (close without error): no will.
     pub clean_close: bool,
 }
@@ -95,9 +95,13 @@ pub async fn serve_connection<S>(
     debug!(conn = id, %peer, "connection accepted");
     conn.run(stream).await;
     conn.release_all_links();
-    if let (false, Some((address, msg))) = (conn.clean_close, conn.will.take()) {
-        info!(conn = id, %peer, "connection lost without a clean close: publishing its will");
-        address.publish_unattended(msg);
+    if let (Some(will), Some(p)) = (conn.will.take(), &conn.principal) {
+        if conn.clean_close {
+            will.forget(&p.tenant);
+        } else {
+            info!(conn = id, %peer, "connection lost without a clean close: publishing its will");
+            will.publish(&p.tenant);
+        }
     }
     debug!(conn = id, %peer, "connection finished");
 }

@@ -731,11 +731,7 @@ impl Conn {
                     | ProducerTarget::Will => self.resolve_to(&msg),
                 };
                 match (target, super::transactions::transactional(state.as_ref())) {
-                    (Ok(addr), None) if will => {
-                        debug!(conn = self.id, "will registered");
-                        self.will = Some((addr, msg));
-                        Some(DeliveryState::Accepted)
-                    }
+                    (Ok(_), None) if will => self.register_will(link, delivery_id, settled, msg),
                     (Err(state), _) => Some(state),
                     (Ok(addr), Some((txn, _))) => Some(self.hold_send(&txn, addr, msg)),
                     (Ok(addr), None) => self.route(link, delivery_id, settled, addr, msg),
@@ -749,6 +745,52 @@ impl Conn {
             }
         }
         self.top_up(link);
+    }
+
+    /// Registers `msg` (its `to` already resolved and allowed) as the connection's will,
+    /// replacing any earlier one. It is accepted once the metadata store has it, so a
+    /// will the client was told is registered is published even if the node crashes.
+    fn register_will(
+        &mut self,
+        link: LinkId,
+        delivery_id: u32,
+        settled: bool,
+        msg: Message,
+    ) -> Option<DeliveryState> {
+        let (Some(p), Ok(Some(to))) = (&self.principal, msg.to()) else {
+            return Some(rejected(condition::INVALID_FIELD, "a will needs `to`"));
+        };
+        let will = crate::wills::Will {
+            key: crate::wills::Will::key(self.id),
+            address: to,
+            mqtt: false,
+            retain: false,
+            delay: 0,
+            client_id: self.container_id.clone(),
+            message: msg,
+        };
+        debug!(conn = self.id, address = %will.address, "will registered");
+        let outbox = self.outbox.clone();
+        let done: throng_store::Committed = Box::new(move |r| {
+            if settled {
+                return;
+            }
+            let state = match r {
+                Ok(()) => DeliveryState::Accepted,
+                Err(e) => rejected(
+                    condition::INTERNAL_ERROR,
+                    format!("the will could not be stored: {e}"),
+                ),
+            };
+            outbox.push(Command::Outcome {
+                link,
+                delivery_id,
+                state,
+            });
+        });
+        will.remember(&p.tenant, Some(done));
+        self.will = Some(will);
+        None
     }
 
     /// Finds the address an anonymous-relay message names in `to`.
@@ -904,7 +946,11 @@ impl Conn {
         if let Some(p) = self.producers.remove(&link) {
             match p.target {
                 // detaching the will link with closed=true withdraws the will
-                ProducerTarget::Will if closed => self.will = None,
+                ProducerTarget::Will if closed => {
+                    if let (Some(w), Some(p)) = (self.will.take(), &self.principal) {
+                        w.forget(&p.tenant);
+                    }
+                }
                 ProducerTarget::Address(Address::Anycast(a)) => {
                     a.remove_producer(&self.outbox, link)
                 }

@@ -16,6 +16,7 @@ use super::bridge;
 use super::session::{self, Session, Sessions, SubscribeError};
 use crate::auth::{self, Principal};
 use crate::socket_buffers::SocketBuffers;
+use crate::wills::Will;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -26,12 +27,13 @@ use throng_amqp::message::Message;
 use throng_core::queue::{now_ms, OnDurable, Queue, Stored};
 use throng_core::{Address, AddressKind, Command, ConsumerKey, Node, Op, Outbox, Outcome};
 use throng_idmap::IdMap;
-use throng_mqtt::codec::{Connect, RetainHandling, Subscribe, Unsubscribe, Will};
+use throng_mqtt::codec::{Connect, RetainHandling, Subscribe, Unsubscribe};
 use throng_mqtt::engine::{Closed, Config, Connection, Event};
 use throng_mqtt::topic::{matches, overlaps, parse_filter};
 use throng_mqtt::{ByteStr, Properties, Publish, QoS, ReasonCode, Version};
+use throng_store::Committed;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 use tracing::{debug, info, warn};
 
 /// Read buffer of a quiet connection: devices mostly send small packets, and a hundred
@@ -44,6 +46,9 @@ const QOS0_WINDOW: u32 = 256;
 /// queue entry and an engine in-flight record, so a window of the full 65,535 per
 /// subscription let a fan-out hold gigabytes in flight for no gain in throughput.
 const QOS12_WINDOW: u32 = 1024;
+/// How long a connection that took a session over waits for the previous connection to
+/// hand the session's protocol state over before it goes on without it.
+const HANDOVER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The link id under which inbound publishes wait for their store outcome.
 const INBOUND: LinkId = LinkId(u32::MAX);
 /// Receive maximum the node announces: QoS 1/2 publishes a client may have unacked.
@@ -66,6 +71,29 @@ struct Consumer {
     limit: u32,
 }
 
+/// Something the connection waits for with its output and reading held.
+struct Wait {
+    done: oneshot::Receiver<()>,
+    then: Then,
+}
+
+enum Then {
+    /// The metadata store has the last write that must precede the output: the will
+    /// and session before the CONNACK, the session before the SUBACK, the QoS 2 ids
+    /// before the PUBREC / PUBCOMP.
+    Stored,
+    /// The connection this one took the session from has ended and handed its state
+    /// over: accept the CONNECT (or on the deadline, accept without it).
+    Handover(Box<Accepting>, Instant),
+}
+
+/// A CONNECT that is accepted once the session's previous connection is gone.
+struct Accepting {
+    present: bool,
+    props: Properties,
+    will: Option<Will>,
+}
+
 /// An outbound delivery waiting for engine send credit.
 struct Pending {
     link: LinkId,
@@ -74,12 +102,6 @@ struct Pending {
     settled: bool,
     /// When it expires (ms since the epoch): v5 deliveries carry the time left.
     expires_at: Option<u64>,
-}
-
-/// A will to publish if the connection ends without a clean DISCONNECT.
-struct PendingWill {
-    will: Will,
-    delay: u32,
 }
 
 struct Conn {
@@ -107,7 +129,13 @@ struct Conn {
     /// messages sent on subscribe (nothing upstream to settle).
     inflight: IdMap<u16, Option<(LinkId, u64)>>,
     pending: VecDeque<Pending>,
-    will: Option<PendingWill>,
+    /// The connection ended without a clean DISCONNECT (or with v5 reason 0x04): its
+    /// will is due.
+    lost: bool,
+    /// What output and reading are held for.
+    wait: Option<Wait>,
+    /// The CONNECT was accepted: the engine holds the session's protocol state.
+    accepted: bool,
     /// Reading pauses until an address with no room has room again.
     blocked: bool,
 }
@@ -119,6 +147,7 @@ enum Wake {
     Timer,
     SessionChanged,
     Kicked,
+    Waited,
 }
 
 /// Serves one MQTT client until it disconnects or fails.
@@ -151,7 +180,9 @@ pub async fn serve_connection<S>(
         next_link: 0,
         inflight: IdMap::default(),
         pending: VecDeque::new(),
-        will: None,
+        lost: true,
+        wait: None,
+        accepted: false,
         blocked: false,
     };
     debug!(conn = id, %peer, "mqtt connection accepted");
@@ -168,15 +199,24 @@ impl Conn {
         let outbox = self.outbox.clone();
         let kick = self.kick.clone();
         loop {
-            if self.engine.has_output() {
+            let held = self.wait.is_some();
+            if self.engine.has_output() && !held {
                 io.take_output(self.engine.output());
             }
-            if self.engine.is_closed() && io.out.is_empty() {
+            let storing = matches!(
+                &self.wait,
+                Some(Wait {
+                    then: Then::Stored,
+                    ..
+                })
+            );
+            if self.engine.is_closed() && io.out.is_empty() && !storing {
                 let _ = wr.shutdown().await;
                 return;
             }
             let deadline = self.engine.poll_timeout();
-            let can_read = io.below_high_water() && !self.engine.is_closed() && !self.blocked;
+            let can_read =
+                io.below_high_water() && !self.engine.is_closed() && !self.blocked && !held;
             let input = self.engine.input_buffer();
             let room = io.prepare_read(input);
             let wake = tokio::select! {
@@ -187,6 +227,7 @@ impl Conn {
                 r = rd.read_buf(input), if can_read => Wake::Read(r),
                 _ = wait_changed(self.changed.as_deref()) => Wake::SessionChanged,
                 _ = sleep_until(deadline), if deadline.is_some() => Wake::Timer,
+                _ = waited(&mut self.wait), if held => Wake::Waited,
             };
             match wake {
                 Wake::Wrote(Ok(n)) => io.wrote(n),
@@ -225,6 +266,16 @@ impl Conn {
                     self.handle_events();
                 }
                 Wake::SessionChanged => self.attach_sources(),
+                Wake::Waited => {
+                    if let Some(Wait {
+                        then: Then::Handover(a, _),
+                        ..
+                    }) = self.wait.take()
+                    {
+                        self.accept(*a);
+                        self.handle_events();
+                    }
+                }
                 Wake::Kicked => {
                     info!(conn = self.id, client = %self.client_id, "session taken over by a new connection");
                     self.kicked = true;
@@ -284,17 +335,25 @@ impl Conn {
 
     /// Writes a persistent session with its live QoS 2 state, so that after a crash a
     /// resent PUBLISH of a stored message is not stored twice and a released id is free.
-    /// One write per batch of events (a redb commit); sessions that end with their
+    /// One write per batch of events (shared with other connections' by the metadata
+    /// store's group commit); output waits for it. Sessions that end with their
     /// connection write nothing.
     fn persist_session(&mut self) {
         self.qos2_persisted = self.engine.inbound_qos2_changes();
-        if let Some(s) = &self.session {
-            let s = session::lock(s);
+        if let Some(s) = self.session.clone() {
+            let s = session::lock(&s);
             if s.persistent {
-                s.persist_with(
+                let (done, stored) = output_waits();
+                if s.persist_with(
                     self.engine.inbound_qos2_ids(),
                     self.engine.awaiting_comp_ids(),
-                );
+                    Some(done),
+                ) {
+                    self.wait = Some(Wait {
+                        done: stored,
+                        then: Then::Stored,
+                    });
+                }
             }
         }
     }
@@ -339,6 +398,7 @@ impl Conn {
         } else {
             c.client_id.as_str().to_string()
         };
+        let mut will = None;
         if let Some(w) = &c.will {
             if !principal.may(Op::Send, w.topic.as_str()) {
                 warn!(conn = self.id, client = %client_id, topic = %w.topic.as_str(), "will refused: no send permission");
@@ -348,10 +408,28 @@ impl Conn {
                 );
                 return;
             }
-            self.will = Some(PendingWill {
-                will: w.clone(),
-                delay: w.properties.will_delay_interval.unwrap_or(0),
-            });
+            let bytes = bridge::to_amqp(
+                w.topic.as_str(),
+                w.qos,
+                w.retain,
+                &w.properties,
+                w.payload.clone(),
+                &client_id,
+            );
+            match Message::parse(bytes) {
+                Ok(message) => {
+                    will = Some(Will {
+                        key: Will::key(self.id),
+                        address: w.topic.as_str().to_string(),
+                        mqtt: true,
+                        retain: w.retain,
+                        delay: w.properties.will_delay_interval.unwrap_or(0),
+                        client_id: client_id.clone(),
+                        message,
+                    })
+                }
+                Err(e) => warn!(conn = self.id, client = %client_id, "will not kept: {e}"),
+            }
         }
         let expiry = match c.version {
             Version::V5 => c.properties.session_expiry_interval.unwrap_or(0),
@@ -365,17 +443,11 @@ impl Conn {
             self.kick.clone(),
             c.clean_start,
         );
-        let protocol = {
+        {
             let mut s = session::lock(&opened.session);
             s.expiry = expiry;
             s.persistent |= expiry > 0;
             self.changed = Some(s.changed.clone());
-            std::mem::take(&mut s.protocol)
-        };
-        if opened.present {
-            // QoS 2 handshakes in flight when the client left: PUBRELs resent, PUBLISH
-            // duplicates of released ids not delivered twice
-            self.engine.restore_session(protocol);
         }
         info!(conn = self.id, peer = %self.peer, tenant = principal.tenant.name(), client = %client_id, version = ?c.version, resumed = opened.present, "mqtt connection opened");
         self.client_id = client_id;
@@ -393,9 +465,53 @@ impl Conn {
             // MQTT-3.2.2-21: the client uses ours; the engine enforces it
             props.server_keep_alive = Some(max_keep_alive);
         }
-        if self.engine.accept(opened.present, props).is_err() {
+        let accepting = Accepting {
+            present: opened.present,
+            props,
+            will,
+        };
+        match opened.previous {
+            // taken from a live connection: its QoS 2 state comes when it has ended
+            Some(done) => {
+                self.wait = Some(Wait {
+                    done,
+                    then: Then::Handover(Box::new(accepting), Instant::now() + HANDOVER_TIMEOUT),
+                })
+            }
+            None => self.accept(accepting),
+        }
+    }
+
+    /// Accepts the CONNECT: the session's protocol state goes to the engine (QoS 2
+    /// handshakes in flight when the client left: PUBRELs resent, PUBLISH duplicates of
+    /// released ids not delivered twice), the will is stored, and the CONNACK waits for
+    /// it and the session to be on disk.
+    fn accept(&mut self, a: Accepting) {
+        let (Some(session), Some(principal)) = (self.session.clone(), self.principal.clone())
+        else {
+            return;
+        };
+        let protocol = {
+            let mut s = session::lock(&session);
+            if let Some(w) = &a.will {
+                // stored before the CONNACK: a crash from then on still publishes it
+                let (done, stored) = output_waits();
+                w.remember(&principal.tenant, Some(done));
+                self.wait = Some(Wait {
+                    done: stored,
+                    then: Then::Stored,
+                });
+            }
+            s.will = a.will;
+            std::mem::take(&mut s.protocol)
+        };
+        if a.present {
+            self.engine.restore_session(protocol);
+        }
+        if self.engine.accept(a.present, a.props).is_err() {
             return;
         }
+        self.accepted = true;
         self.persist_session();
         self.attach_sources();
     }
@@ -865,9 +981,7 @@ impl Conn {
                 session::lock(s).expiry = e;
             }
         }
-        if !c.publish_will {
-            self.will = None;
-        }
+        self.lost = c.publish_will;
     }
 
     /// The connection is over: consumers go (their unsettled messages return to their
@@ -885,72 +999,51 @@ impl Conn {
                 self.complete(link, token, false);
             }
         }
-        if let Some(s) = &self.session {
-            session::lock(s).protocol = protocol;
-        }
         let links: Vec<LinkId> = self.consumers.keys().copied().collect();
         for l in links {
             if let Some(c) = self.consumers.remove(&l) {
                 c.queue.remove_consumer(c.key);
             }
         }
-        let Some(principal) = self.principal.clone() else {
-            return;
-        };
-        let epoch = self
-            .sessions
-            .release(principal.tenant.name(), &self.client_id, self.id);
-        let Some(w) = self.will.take() else {
-            return;
-        };
-        let will = w.will;
-        let bytes = bridge::to_amqp(
-            will.topic.as_str(),
-            will.qos,
-            will.retain,
-            &will.properties,
-            will.payload.clone(),
-            &self.client_id,
-        );
-        let Ok(msg) = Message::parse(bytes) else {
-            return;
-        };
-        let topic = will.topic.as_str().to_string();
-        let retain = will.retain;
-        let publish = move |principal: &Principal| {
-            info!(tenant = principal.tenant.name(), topic = %topic, "publishing will");
-            if retain {
-                principal.tenant.set_retained(&topic, Some(msg.clone()));
-            }
-            publish_detached(principal, &topic, msg.clone());
-        };
-        if w.delay == 0 {
-            publish(&principal);
-            return;
+        if let Some(principal) = &self.principal {
+            self.sessions.release(
+                &principal.tenant,
+                &self.client_id,
+                self.id,
+                self.lost,
+                self.accepted.then_some(protocol),
+            );
         }
-        // delayed: only if the session is not resumed meanwhile (MQTT-3.1.3-9)
-        let sessions = self.sessions.clone();
-        let client = self.client_id.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(w.delay as u64)).await;
-            let unresumed = match epoch {
-                Some(e) => sessions.unheld_since(principal.tenant.name(), &client, e),
-                None => false,
-            };
-            if unresumed {
-                publish(&principal);
-            }
-        });
     }
 }
 
-/// Publishes a message with no connection to answer (wills).
-fn publish_detached(principal: &Principal, topic: &str, msg: Message) {
-    match principal.tenant.resolve(topic, AddressKind::Topic) {
-        Some(a) => {
-            a.publish_unattended(msg);
+/// A callback for a metadata write and the receiver the connection holds its output
+/// back on until the write is on disk (or failed, which the store logs).
+fn output_waits() -> (Committed, oneshot::Receiver<()>) {
+    let (tx, rx) = oneshot::channel();
+    (
+        Box::new(move |_| {
+            let _ = tx.send(());
+        }),
+        rx,
+    )
+}
+
+/// Resolves when what the connection waits for has happened (or, for a handover, its
+/// deadline has passed).
+async fn waited(wait: &mut Option<Wait>) {
+    match wait {
+        Some(Wait {
+            done,
+            then: Then::Handover(_, deadline),
+        }) => {
+            let deadline = tokio::time::Instant::from_std(*deadline);
+            let _ = tokio::time::timeout_at(deadline, done).await;
         }
-        None => warn!(topic, "will not published: unknown address"),
+        Some(Wait { done, .. }) => {
+            let _ = done.await;
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -22,6 +22,7 @@
 //! packet-id state are kept in the metadata store, written whenever they change.
 
 use crate::config::MqttConfig;
+use crate::wills::Will;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -32,7 +33,8 @@ use throng_mqtt::codec::{RetainHandling, SubscriptionOptions};
 use throng_mqtt::engine::{OutboundMessage, OutboundState, SessionState};
 use throng_mqtt::topic::{has_wildcard, matches};
 use throng_mqtt::{ByteStr, QoS};
-use tokio::sync::Notify;
+use throng_store::{BlobTable, BlobWrite, Committed};
+use tokio::sync::{oneshot, Notify};
 
 /// How the durable subscriptions behind MQTT shared subscriptions are named:
 /// `$mqtt-share|GROUP|FILTER|TOPIC` (one per group, filter and matching topic).
@@ -116,6 +118,10 @@ pub struct Session {
     /// Seconds the session outlives its connection (`u32::MAX`: forever, as MQTT 3.1.1
     /// persistent sessions; 0: ends with the connection).
     pub expiry: u32,
+    /// The will of the connection holding the session, or of the last one while its will
+    /// delay runs (MQTT 5 counts the will as session state: a resumed session cancels a
+    /// delayed will, an ending session publishes it).
+    pub will: Option<Will>,
 }
 
 impl Session {
@@ -130,6 +136,7 @@ impl Session {
             changed: Arc::new(Notify::new()),
             protocol: SessionState::default(),
             expiry: 0,
+            will: None,
         }
     }
 
@@ -209,8 +216,11 @@ impl Session {
         Some(ids)
     }
 
-    /// Ends every subscription (the session is over) and forgets the stored session.
-    pub fn clear(&mut self) {
+    /// Ends every subscription (the session is over) and forgets the stored session;
+    /// returns the will the session still held, to publish (outside any session lock:
+    /// publishing may create a topic, which calls the sessions' topic watchers).
+    #[must_use = "a will left in an ending session is due now"]
+    pub fn clear(&mut self) -> Option<Will> {
         let keys: Vec<String> = self.subscriptions.keys().cloned().collect();
         for k in keys {
             self.unsubscribe(&k);
@@ -222,6 +232,7 @@ impl Session {
         if self.persistent {
             self.forget();
         }
+        self.will.take()
     }
 
     /// Writes the session to the metadata store with the protocol state it holds between
@@ -235,17 +246,24 @@ impl Session {
             .filter(|m| m.state == OutboundState::AwaitingComp)
             .map(|m| m.packet_id)
             .collect();
-        self.persist_with(self.protocol.inbound_qos2.clone(), awaiting_comp);
+        self.persist_with(self.protocol.inbound_qos2.clone(), awaiting_comp, None);
     }
 
     /// Writes the session with the QoS 2 ids of its live connection: inbound ids awaiting
-    /// PUBREL and outbound ids awaiting PUBCOMP.
-    pub fn persist_with(&self, inbound_qos2: Vec<u16>, awaiting_comp: Vec<u16>) {
+    /// PUBREL and outbound ids awaiting PUBCOMP. The write goes to the metadata store's
+    /// group-commit writer; `done` runs once it is on disk. Returns whether anything was
+    /// written (not for a session that ends with its connection).
+    pub fn persist_with(
+        &self,
+        inbound_qos2: Vec<u16>,
+        awaiting_comp: Vec<u16>,
+        done: Option<Committed>,
+    ) -> bool {
         if !self.persistent {
-            return;
+            return false;
         }
         let Some(m) = self.tenant.metadata() else {
-            return;
+            return false;
         };
         let stored = StoredSession {
             expiry: self.expiry,
@@ -270,20 +288,26 @@ impl Session {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(client = %self.client_id, "cannot encode the mqtt session: {e}");
-                return;
+                return false;
             }
         };
-        if let Err(e) = m.put_mqtt_session(self.tenant.name(), &self.client_id, Some(&bytes)) {
-            tracing::error!(client = %self.client_id, "cannot store the mqtt session: {e}");
-        }
+        m.submit(self.row(Some(bytes)), done);
+        true
     }
 
     /// Removes the session from the metadata store.
     fn forget(&self) {
         if let Some(m) = self.tenant.metadata() {
-            if let Err(e) = m.put_mqtt_session(self.tenant.name(), &self.client_id, None) {
-                tracing::error!(client = %self.client_id, "cannot remove the mqtt session: {e}");
-            }
+            m.submit(self.row(None), None);
+        }
+    }
+
+    fn row(&self, value: Option<Vec<u8>>) -> BlobWrite {
+        BlobWrite {
+            table: BlobTable::MqttSessions,
+            tenant: self.tenant.name().to_string(),
+            name: self.client_id.clone(),
+            value,
         }
     }
 
@@ -374,6 +398,9 @@ struct Entry {
     /// Bumped whenever the session is taken or released, so a stale expiry timer or
     /// delayed will can tell it lost the race.
     epoch: u64,
+    /// A connection that resumed the session from a live holder waits for the holder to
+    /// hand its protocol state over (the holder's connection id, and the signal).
+    handover: Option<(u64, oneshot::Sender<()>)>,
 }
 
 /// Every MQTT session of the node, by tenant and client id.
@@ -388,6 +415,10 @@ pub struct Opened {
     pub session: Arc<Mutex<Session>>,
     /// An earlier session was resumed (CONNACK session-present).
     pub present: bool,
+    /// The session was resumed from a live connection (takeover): it ends and hands its
+    /// protocol state to the session when this fires; the new connection takes the state
+    /// only then.
+    pub previous: Option<oneshot::Receiver<()>>,
 }
 
 impl Sessions {
@@ -416,19 +447,49 @@ impl Sessions {
         let key = (tenant.name().to_string(), client_id.to_string());
         let mut entries = self.entries();
         if let Some(e) = entries.get_mut(&key) {
+            let mut previous = None;
             if let Some(h) = e.holder.take() {
                 h.kick.notify_one();
+                if !clean {
+                    let (tx, rx) = oneshot::channel();
+                    e.handover = Some((h.conn, tx));
+                    previous = Some(rx);
+                }
             }
             e.epoch += 1;
             e.holder = Some(Holder { conn, kick });
+            let due = {
+                let mut s = lock(&e.session);
+                // the previous connection's will (live, or waiting out its delay) is due
+                // now if the session ends here or it has no delay; a resumed session
+                // cancels a delayed will (MQTT-3.1.3-9)
+                let will = s.will.take();
+                if clean {
+                    let ended = s.clear();
+                    will.or(ended)
+                } else {
+                    match will {
+                        Some(w) if w.delay > 0 => {
+                            w.forget(tenant);
+                            None
+                        }
+                        will => will,
+                    }
+                }
+            };
             if clean {
-                lock(&e.session).clear();
                 e.session = Arc::new(Mutex::new(Session::new(tenant.clone(), client_id)));
             }
-            return Opened {
+            let opened = Opened {
                 session: e.session.clone(),
                 present: !clean,
+                previous,
             };
+            drop(entries);
+            if let Some(w) = due {
+                w.publish(tenant);
+            }
+            return opened;
         }
         let session = Arc::new(Mutex::new(Session::new(tenant.clone(), client_id)));
         entries.insert(
@@ -437,42 +498,107 @@ impl Sessions {
                 session: session.clone(),
                 holder: Some(Holder { conn, kick }),
                 epoch: 1,
+                handover: None,
             },
         );
         Opened {
             session,
             present: false,
+            previous: None,
         }
     }
 
     /// Connection `conn` is done with the session: it ends now (expiry 0) or after its
-    /// expiry interval, unless a connection takes it first. Returns the epoch of the
-    /// release, for delayed work that must not outlive a takeover.
-    pub fn release(self: &Arc<Self>, tenant: &str, client_id: &str, conn: u64) -> Option<u64> {
-        let key = (tenant.to_string(), client_id.to_string());
+    /// expiry interval, unless a connection takes it first. The connection's will is
+    /// withdrawn if it ended cleanly (`lost` false); otherwise it is published now, or
+    /// after its delay (at the latest when the session ends) unless the client resumes the
+    /// session first. A connection that was taken over does nothing: its session, will
+    /// included, went to the new connection, which gets `protocol` (the QoS 1/2 state
+    /// between client and node) now. `protocol` is `None` for a connection that never
+    /// took the session's state (it was not yet accepted).
+    pub fn release(
+        self: &Arc<Self>,
+        tenant: &Arc<Tenant>,
+        client_id: &str,
+        conn: u64,
+        lost: bool,
+        protocol: Option<SessionState>,
+    ) {
+        let key = (tenant.name().to_string(), client_id.to_string());
         let mut entries = self.entries();
-        let e = entries.get_mut(&key)?;
+        let Some(e) = entries.get_mut(&key) else {
+            return;
+        };
         if e.holder.as_ref().map(|h| h.conn) != Some(conn) {
-            return None; // taken over: the new holder owns it
+            // taken over: the new holder owns the session and waits for our state
+            if let Some((_, tx)) = e.handover.take_if(|(from, _)| *from == conn) {
+                if let Some(p) = protocol {
+                    lock(&e.session).protocol = p;
+                }
+                let _ = tx.send(());
+            }
+            return;
         }
         e.holder = None;
         e.epoch += 1;
         let epoch = e.epoch;
-        let expiry = {
-            let s = lock(&e.session);
+        let (expiry, mut due) = {
+            let mut s = lock(&e.session);
+            if let Some(p) = protocol {
+                s.protocol = p;
+            }
+            let due = match s.will.take() {
+                Some(w) if !lost => {
+                    w.forget(tenant);
+                    None
+                }
+                Some(w) if w.delay.min(s.expiry) > 0 => {
+                    self.will_after(key.clone(), epoch, w.delay);
+                    s.will = Some(w);
+                    None
+                }
+                will => will,
+            };
             if s.expiry != 0 {
                 s.persist();
             }
-            s.expiry
+            (s.expiry, due)
         };
         if expiry == 0 {
             if let Some(e) = entries.remove(&key) {
-                lock(&e.session).clear();
+                due = due.or(lock(&e.session).clear());
             }
         } else {
             self.expire_after(key, epoch, expiry);
         }
-        Some(epoch)
+        drop(entries);
+        if let Some(w) = due {
+            w.publish(tenant);
+        }
+    }
+
+    /// Publishes the will an unheld session holds after `delay` seconds, unless the
+    /// session was taken (or ended) meanwhile.
+    fn will_after(self: &Arc<Self>, key: (String, String), epoch: u64, delay: u32) {
+        let me = Arc::clone(self);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_secs(delay as u64)).await;
+                let due = {
+                    let entries = me.entries();
+                    entries
+                        .get(&key)
+                        .filter(|e| e.holder.is_none() && e.epoch == epoch)
+                        .and_then(|e| {
+                            let mut s = lock(&e.session);
+                            s.will.take().map(|w| (s.tenant.clone(), w))
+                        })
+                };
+                if let Some((tenant, w)) = due {
+                    w.publish(&tenant);
+                }
+            });
+        }
     }
 
     /// Ends the unheld session `key` after `expiry` seconds unless it is taken meanwhile
@@ -554,6 +680,7 @@ impl Sessions {
                     session,
                     holder: None,
                     epoch: 1,
+                    handover: None,
                 },
             );
             self.expire_after(key, 1, stored.expiry);
@@ -567,15 +694,6 @@ impl Sessions {
         }
     }
 
-    /// Whether the session is still unheld at `epoch` (nothing resumed it since).
-    pub fn unheld_since(&self, tenant: &str, client_id: &str, epoch: u64) -> bool {
-        let key = (tenant.to_string(), client_id.to_string());
-        match self.entries().get(&key) {
-            Some(e) => e.holder.is_none() && e.epoch == epoch,
-            None => true,
-        }
-    }
-
     fn expire(&self, key: &(String, String), epoch: u64) {
         let mut entries = self.entries();
         if entries
@@ -583,8 +701,51 @@ impl Sessions {
             .is_some_and(|e| e.holder.is_none() && e.epoch == epoch)
         {
             if let Some(e) = entries.remove(key) {
-                lock(&e.session).clear();
+                drop(entries);
+                let mut s = lock(&e.session);
+                let due = s.clear();
+                let tenant = s.tenant.clone();
+                drop(s);
+                // the session ends before the will delay did: the will is due (MQTT-3.1.3-9)
+                if let Some(w) = due {
+                    w.publish(&tenant);
+                }
             }
+        }
+    }
+
+    /// Takes the wills stored before a restart: each belonged to a connection the node
+    /// lost, so it is published now — unless it is an MQTT will with a delay whose
+    /// persistent session came back, which then waits out its delay (from now, at most
+    /// the session's expiry) and is cancelled if the client resumes the session first.
+    pub fn restore_wills(self: &Arc<Self>, wills: Vec<(Arc<Tenant>, Will)>) {
+        let mut published = 0;
+        for (tenant, w) in wills {
+            let key = (tenant.name().to_string(), w.client_id.clone());
+            let waiting = w.mqtt
+                && w.delay > 0
+                && match self.entries().get(&key) {
+                    Some(e) => {
+                        let mut s = lock(&e.session);
+                        let wait = w.delay.min(s.expiry) > 0 && s.will.is_none();
+                        if wait {
+                            s.will = Some(w.clone());
+                            self.will_after(key.clone(), e.epoch, w.delay);
+                        }
+                        wait
+                    }
+                    None => false,
+                };
+            if !waiting {
+                w.publish(&tenant);
+                published += 1;
+            }
+        }
+        if published > 0 {
+            tracing::info!(
+                wills = published,
+                "wills of connections lost in the last run published"
+            );
         }
     }
 }

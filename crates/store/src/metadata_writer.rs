@@ -1,0 +1,91 @@
+//! The metadata store's group-commit writer: one thread that takes every write submitted
+//! since its last commit, applies them in one redb transaction (one fsync), and then
+//! runs their callbacks. Many connections writing their sessions or wills at once share
+//! one commit instead of each holding a runtime thread through its own.
+
+use crate::metadata::{err, BlobWrite, Committed, MetadataError};
+use redb::Database;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Most writes one transaction takes, so a flood of submissions still commits (and
+/// answers its first submitters) regularly.
+const MAX_BATCH: usize = 4096;
+
+/// A submitted write and who to tell when it is on disk.
+pub(crate) struct Job {
+    pub write: BlobWrite,
+    pub done: Option<Committed>,
+}
+
+/// The running writer thread and its queue.
+pub(crate) struct Writer {
+    jobs: Sender<Job>,
+    thread: JoinHandle<()>,
+}
+
+impl Writer {
+    /// Queues a job; gives it back if the thread is gone.
+    pub fn send(&self, job: Job) -> Result<(), Job> {
+        self.jobs.send(job).map_err(|e| e.0)
+    }
+
+    /// Lets the thread commit what is queued, and waits for it to end.
+    pub fn stop(self) {
+        drop(self.jobs);
+        if self.thread.join().is_err() {
+            tracing::error!("the metadata writer thread panicked");
+        }
+    }
+}
+
+/// Starts the writer thread on `db`.
+pub(crate) fn start(db: Arc<Database>) -> std::io::Result<Writer> {
+    let (jobs, rx) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("throng-metadata".into())
+        .spawn(move || run(&db, rx))?;
+    Ok(Writer { jobs, thread })
+}
+
+fn run(db: &Database, rx: Receiver<Job>) {
+    let mut batch = Vec::new();
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let result = commit(db, &batch);
+        if let Err(e) = &result {
+            tracing::error!(writes = batch.len(), "metadata writes lost: {e}");
+        }
+        for job in batch.drain(..) {
+            if let Some(done) = job.done {
+                done(result.clone());
+            }
+        }
+    }
+}
+
+/// Applies `jobs` in order in one transaction and commits it (durably).
+pub(crate) fn commit(db: &Database, jobs: &[Job]) -> Result<(), MetadataError> {
+    let tx = db.begin_write().map_err(err)?;
+    for job in jobs {
+        let w = &job.write;
+        let key = format!("{}\0{}", w.tenant, w.name);
+        let mut t = tx.open_table(w.table.definition()).map_err(err)?;
+        match &w.value {
+            Some(v) => {
+                t.insert(key.as_str(), v.as_slice()).map_err(err)?;
+            }
+            None => {
+                t.remove(key.as_str()).map_err(err)?;
+            }
+        }
+    }
+    tx.commit().map_err(err)
+}
