@@ -99,11 +99,15 @@ pub struct BenchArgs {
     /// Instead of moving messages, open this many connections (AMQP: SASL, open, one
     /// session; MQTT: CONNECT, clean session, keep-alive off), hold them idle, and report
     /// the connect rate and the server's resident memory per connection. MQTT spreads
-    /// them over source addresses 127.0.0.2, 127.0.0.3, … (20,000 each: one address has
-    /// ~28,000 ephemeral ports); raise the open-file limits of both processes for large
-    /// counts (e.g. `prlimit --nofile=250000`).
+    /// them over source addresses 127.X.0.2, 127.X.0.3, … (5,000 each: the kernel's search
+    /// for a free ephemeral port slows as an address's ports fill); raise the open-file
+    /// limits of both processes for large counts (e.g. `prlimit --nofile=250000`).
     #[arg(long, default_value_t = 0)]
     pub idle_connections: usize,
+    /// MQTT idle connections: each CONNECT carries a will (QoS 1, on `idle/N`), which
+    /// the server must store before its CONNACK; connections end with a DISCONNECT.
+    #[arg(long)]
+    pub wills: bool,
     /// Send durable messages (header durable=true): a broker must have them on disk before
     /// it settles them.
     #[arg(long)]

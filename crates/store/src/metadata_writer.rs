@@ -59,7 +59,13 @@ fn run(db: &Database, rx: Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let result = commit(db, &batch);
+        tracing::debug!(
+            writes = batch.len(),
+            micros = started.elapsed().as_micros() as u64,
+            "metadata commit"
+        );
         if let Err(e) = &result {
             tracing::error!(writes = batch.len(), "metadata writes lost: {e}");
         }

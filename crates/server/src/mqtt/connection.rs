@@ -502,7 +502,7 @@ impl Conn {
                     then: Then::Stored,
                 });
             }
-            s.will = a.will;
+            s.will = a.will.map(Box::new);
             std::mem::take(&mut s.protocol)
         };
         if a.present {

@@ -120,8 +120,9 @@ pub struct Session {
     pub expiry: u32,
     /// The will of the connection holding the session, or of the last one while its will
     /// delay runs (MQTT 5 counts the will as session state: a resumed session cancels a
-    /// delayed will, an ending session publishes it).
-    pub will: Option<Will>,
+    /// delayed will, an ending session publishes it). Boxed: most sessions have none, and
+    /// a hundred thousand idle ones should not carry its size.
+    pub will: Option<Box<Will>>,
 }
 
 impl Session {
@@ -220,7 +221,7 @@ impl Session {
     /// returns the will the session still held, to publish (outside any session lock:
     /// publishing may create a topic, which calls the sessions' topic watchers).
     #[must_use = "a will left in an ending session is due now"]
-    pub fn clear(&mut self) -> Option<Will> {
+    pub fn clear(&mut self) -> Option<Box<Will>> {
         let keys: Vec<String> = self.subscriptions.keys().cloned().collect();
         for k in keys {
             self.unsubscribe(&k);
@@ -729,7 +730,7 @@ impl Sessions {
                         let mut s = lock(&e.session);
                         let wait = w.delay.min(s.expiry) > 0 && s.will.is_none();
                         if wait {
-                            s.will = Some(w.clone());
+                            s.will = Some(Box::new(w.clone()));
                             self.will_after(key.clone(), e.epoch, w.delay);
                         }
                         wait
