@@ -123,6 +123,11 @@ pub struct BenchArgs {
     /// subscriptions durably and QoS 2 state with the session. The sessions outlive the run.
     #[arg(long)]
     pub persistent_sessions: bool,
+    /// MQTT: publish with the retain flag, as devices reporting their state do: every
+    /// publish replaces the topic's retained message, which a broker that keeps them
+    /// durably must write before it acknowledges (QoS 1/2).
+    #[arg(long)]
+    pub retain: bool,
 }
 
 impl BenchArgs {

@@ -213,15 +213,33 @@ impl Tenant {
     }
 
     /// Sets (or with `None` clears) the retained message of `topic`; kept in the metadata
-    /// store when the node has one, so it survives restarts.
-    pub fn set_retained(&self, topic: &str, msg: Option<Message>) {
-        if let Some(m) = &self.metadata {
-            if let Err(e) = m.put_retained(&self.name, topic, msg.as_ref().map(|m| &m.bytes()[..]))
-            {
-                tracing::error!(tenant = %self.name, topic, "cannot store the retained message: {e}");
+    /// store when the node has one, so it survives restarts. The store's write goes to its
+    /// group-commit writer: `done` runs once it is on disk (at once without a store), for
+    /// a producer that is acknowledged only then.
+    pub fn set_retained(
+        &self,
+        topic: &str,
+        msg: Option<Message>,
+        done: Option<throng_store::Committed>,
+    ) {
+        let mut retained = crate::sync::lock(&self.retained);
+        // written under the lock: the store sees a topic's changes in the memory's order
+        match &self.metadata {
+            Some(m) => m.submit(
+                throng_store::BlobWrite {
+                    table: throng_store::BlobTable::Retained,
+                    tenant: self.name.clone(),
+                    name: topic.to_string(),
+                    value: msg.as_ref().map(|m| m.bytes().to_vec()),
+                },
+                done,
+            ),
+            None => {
+                if let Some(done) = done {
+                    done(Ok(()));
+                }
             }
         }
-        let mut retained = crate::sync::lock(&self.retained);
         match msg {
             Some(m) => {
                 retained.insert(topic.to_string(), m);

@@ -149,7 +149,7 @@ impl Will {
         };
         info!(tenant = tenant.name(), address = %self.address, client = %self.client_id, "publishing will");
         if self.retain {
-            tenant.set_retained(&self.address, Some(self.message.clone()));
+            tenant.set_retained(&self.address, Some(self.message.clone()), None);
         }
         let (t, key) = (tenant.clone(), self.key.clone());
         let forget = Box::new(move || write(&t, &key, None, None));

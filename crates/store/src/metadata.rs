@@ -212,17 +212,6 @@ impl MetadataStore {
         Ok(out)
     }
 
-    /// Stores the retained message of a topic (durably, before returning), replacing
-    /// the previous one; `None` clears it.
-    pub fn put_retained(
-        &self,
-        tenant: &str,
-        topic: &str,
-        message: Option<&[u8]>,
-    ) -> Result<(), MetadataError> {
-        self.put_blob(RETAINED, tenant, topic, message)
-    }
-
     /// Every retained message: (tenant, topic, message bytes).
     pub fn retained(&self) -> Result<Vec<(String, String, Vec<u8>)>, MetadataError> {
         self.blobs(RETAINED)
@@ -231,31 +220,6 @@ impl MetadataStore {
     /// Every persistent MQTT session: (tenant, client id, state).
     pub fn mqtt_sessions(&self) -> Result<Vec<(String, String, Vec<u8>)>, MetadataError> {
         self.blobs(MQTT_SESSIONS)
-    }
-
-    /// Stores (replacing) or with `None` removes the bytes of `name` in `tenant`, durably
-    /// (the commit returns once on disk).
-    fn put_blob(
-        &self,
-        table: TableDefinition<&str, &[u8]>,
-        tenant: &str,
-        name: &str,
-        value: Option<&[u8]>,
-    ) -> Result<(), MetadataError> {
-        let key = format!("{tenant}\0{name}");
-        let tx = self.db.begin_write().map_err(err)?;
-        {
-            let mut t = tx.open_table(table).map_err(err)?;
-            match value {
-                Some(v) => {
-                    t.insert(key.as_str(), v).map_err(err)?;
-                }
-                None => {
-                    t.remove(key.as_str()).map_err(err)?;
-                }
-            }
-        }
-        tx.commit().map_err(err)
     }
 
     /// Every row of a tenant-keyed bytes table: (tenant, name, bytes).
@@ -329,10 +293,14 @@ mod tests {
             m.addresses().unwrap(),
             vec![("t".into(), "orders".into(), "queue".into())]
         );
-        m.put_retained("t", "a/b", Some(b"one")).unwrap();
-        m.put_retained("t", "a/b", Some(b"two")).unwrap();
-        m.put_retained("t", "a/c", Some(b"gone")).unwrap();
-        m.put_retained("t", "a/c", None).unwrap();
+        for (topic, value) in [
+            ("a/b", Some("one")),
+            ("a/b", Some("two")),
+            ("a/c", Some("gone")),
+            ("a/c", None),
+        ] {
+            m.submit(write(BlobTable::Retained, topic, value), None);
+        }
         drop(m);
         let m = MetadataStore::open(&path).unwrap();
         assert_eq!(

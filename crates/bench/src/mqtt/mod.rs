@@ -225,6 +225,7 @@ async fn run_producers(
             window: (c.engine.peer_receive_maximum() as usize)
                 .min(args.window as usize)
                 .max(1),
+            retain: args.retain,
             origin,
         };
         let stop = run.shared.stop.clone();

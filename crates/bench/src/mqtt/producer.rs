@@ -28,6 +28,8 @@ pub struct Plan {
     pub period: Option<Duration>,
     /// QoS 1/2 publishes unacknowledged at most.
     pub window: usize,
+    /// Publish with the retain flag (each publish replaces the topic's retained message).
+    pub retain: bool,
     /// Time zero of the run: payloads carry nanoseconds since then.
     pub origin: Instant,
 }
@@ -123,6 +125,7 @@ fn fill(
         }
         let mut publish = Publish::new(plan.topic.clone(), payloads.next(plan.origin));
         publish.qos = plan.qos;
+        publish.retain = plan.retain;
         client
             .engine
             .publish(publish)

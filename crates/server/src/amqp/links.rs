@@ -4,6 +4,7 @@
 
 use super::connection::Conn;
 use bytes::Bytes;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use throng_amqp::codec::Symbol;
 use throng_amqp::codec::Value;
@@ -20,6 +21,7 @@ use throng_core::topic::Topic;
 use throng_core::Command;
 use throng_core::{Address, AddressKind, ConsumerKey, Op, Outbox, Outcome, Tenant};
 use throng_selector::Selector;
+use throng_store::Committed;
 use tracing::{debug, warn};
 
 /// Credit a producer to a queue, topic or the anonymous relay is topped up to.
@@ -123,6 +125,27 @@ fn settle_when_durable(
                 state: DeliveryState::Accepted,
             })
         })
+    }
+}
+
+/// Settles a producer's delivery `accepted` when both of two writes are on disk: a
+/// retained message's (metadata store) and the message's journaled copies.
+struct SettleAfterBoth {
+    outbox: Arc<Outbox>,
+    link: LinkId,
+    delivery_id: u32,
+    remaining: AtomicUsize,
+}
+
+impl SettleAfterBoth {
+    fn one_done(&self) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.outbox.push(Command::Outcome {
+                link: self.link,
+                delivery_id: self.delivery_id,
+                state: DeliveryState::Accepted,
+            });
+        }
     }
 }
 
@@ -841,18 +864,51 @@ impl Conn {
                 answer(stored, settled)
             }
             Address::Topic(t) => {
-                if msg.has_message_annotations() {
-                    self.retain_if_asked(&t, &msg);
+                let retain = match msg.has_message_annotations() {
+                    true => self.retain_asked(&msg),
+                    false => None,
+                };
+                // settled once the retained copy is on disk too
+                let both = match (&retain, settled) {
+                    (Some(_), false) => Some(Arc::new(SettleAfterBoth {
+                        outbox: self.outbox.clone(),
+                        link,
+                        delivery_id,
+                        remaining: AtomicUsize::new(2),
+                    })),
+                    _ => None,
+                };
+                if let Some((tenant, value)) = retain {
+                    let done = both
+                        .clone()
+                        .map(|b| -> Committed { Box::new(move |_| b.one_done()) });
+                    tenant.set_retained(t.name(), value, done);
                 }
                 // durable subscriptions journal durable messages: settle once all are on disk
-                let (stored, full) = {
-                    let make = settle_when_durable(&self.outbox, link, delivery_id);
-                    t.publish_durably(msg, (!settled).then_some(&make as MakeOnDurable<'_>))
+                let (stored, full) = match &both {
+                    Some(b) => {
+                        let make = || -> OnDurable {
+                            let b = b.clone();
+                            Box::new(move || b.one_done())
+                        };
+                        t.publish_durably(msg, Some(&make as MakeOnDurable<'_>))
+                    }
+                    None => {
+                        let make = settle_when_durable(&self.outbox, link, delivery_id);
+                        t.publish_durably(msg, (!settled).then_some(&make as MakeOnDurable<'_>))
+                    }
                 };
                 if let Some(full) = full {
                     self.block_on(link, full);
                 }
-                answer(stored, settled)
+                match (both, stored) {
+                    (Some(b), Stored::Now) => {
+                        b.one_done();
+                        None
+                    }
+                    (Some(_), Stored::WhenDurable) => None,
+                    _ => answer(stored, settled),
+                }
             }
             Address::Anycast(a) => {
                 let origin = (!settled).then(|| Origin {
@@ -878,26 +934,23 @@ impl Conn {
 
     /// A message to a topic with the annotation `x-opt-retain-message = true` becomes
     /// the topic's retained message (an empty body clears it), as an MQTT retained
-    /// publish does.
-    fn retain_if_asked(&self, t: &throng_core::topic::Topic, msg: &Message) {
+    /// publish does: the tenant and the new retained message (`None`: clear), if asked.
+    fn retain_asked(&self, msg: &Message) -> Option<(Arc<Tenant>, Option<Message>)> {
         let retain = msg.message_annotations().ok().flatten().is_some_and(|a| {
             a.iter().any(|(k, v)| {
                 k.as_str() == "x-opt-retain-message" && matches!(v, Value::Bool(true))
             })
         });
         if !retain {
-            return;
+            return None;
         }
-        let Some(p) = &self.principal else {
-            return;
-        };
+        let p = self.principal.as_ref()?;
         let empty = match msg.body() {
             Ok(throng_amqp::message::Body::Data(b)) => b.is_empty(),
             Ok(throng_amqp::message::Body::Empty) => true,
             _ => false,
         };
-        p.tenant
-            .set_retained(t.name(), (!empty).then(|| msg.clone()));
+        Some((p.tenant.clone(), (!empty).then(|| msg.clone())))
     }
 
     /// The queue is full: take the producer's remaining credit away (messages already in

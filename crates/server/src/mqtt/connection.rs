@@ -333,6 +333,21 @@ impl Conn {
         let _ = self.engine.ack_publish_with(packet_id, reason, props);
     }
 
+    /// Holds output and reading until the metadata write given the returned callback is
+    /// on disk (or failed, which the store logs); a write not made (the callback dropped)
+    /// holds nothing. Writes commit in submission order, so waiting for the latest is
+    /// waiting for all.
+    fn hold_output(&mut self) -> Committed {
+        let (tx, rx) = oneshot::channel();
+        self.wait = Some(Wait {
+            done: rx,
+            then: Then::Stored,
+        });
+        Box::new(move |_| {
+            let _ = tx.send(());
+        })
+    }
+
     /// Writes a persistent session with its live QoS 2 state, so that after a crash a
     /// resent PUBLISH of a stored message is not stored twice and a released id is free.
     /// One write per batch of events (shared with other connections' by the metadata
@@ -343,17 +358,12 @@ impl Conn {
         if let Some(s) = self.session.clone() {
             let s = session::lock(&s);
             if s.persistent {
-                let (done, stored) = output_waits();
-                if s.persist_with(
+                let done = self.hold_output();
+                s.persist_with(
                     self.engine.inbound_qos2_ids(),
                     self.engine.awaiting_comp_ids(),
                     Some(done),
-                ) {
-                    self.wait = Some(Wait {
-                        done: stored,
-                        then: Then::Stored,
-                    });
-                }
+                );
             }
         }
     }
@@ -495,12 +505,7 @@ impl Conn {
             let mut s = session::lock(&session);
             if let Some(w) = &a.will {
                 // stored before the CONNACK: a crash from then on still publishes it
-                let (done, stored) = output_waits();
-                w.remember(&principal.tenant, Some(done));
-                self.wait = Some(Wait {
-                    done: stored,
-                    then: Then::Stored,
-                });
+                w.remember(&principal.tenant, Some(self.hold_output()));
             }
             s.will = a.will.map(Box::new);
             std::mem::take(&mut s.protocol)
@@ -751,12 +756,10 @@ impl Conn {
             }
         };
         if p.retain {
-            let tenant = &principal.tenant;
-            if p.payload.is_empty() {
-                tenant.set_retained(topic, None);
-            } else {
-                tenant.set_retained(topic, Some(msg.clone()));
-            }
+            // acknowledged once the retained message is on disk too
+            let done = (qos != QoS::AtMostOnce).then(|| self.hold_output());
+            let retained = (!p.payload.is_empty()).then(|| msg.clone());
+            principal.tenant.set_retained(topic, retained, done);
         }
         let outcome = self.route(&principal, topic, msg, qos, p.packet_id);
         if qos == QoS::AtMostOnce {
@@ -1015,18 +1018,6 @@ impl Conn {
             );
         }
     }
-}
-
-/// A callback for a metadata write and the receiver the connection holds its output
-/// back on until the write is on disk (or failed, which the store logs).
-fn output_waits() -> (Committed, oneshot::Receiver<()>) {
-    let (tx, rx) = oneshot::channel();
-    (
-        Box::new(move |_| {
-            let _ = tx.send(());
-        }),
-        rx,
-    )
 }
 
 /// Resolves when what the connection waits for has happened (or, for a handover, its

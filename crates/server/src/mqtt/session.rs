@@ -252,19 +252,19 @@ impl Session {
 
     /// Writes the session with the QoS 2 ids of its live connection: inbound ids awaiting
     /// PUBREL and outbound ids awaiting PUBCOMP. The write goes to the metadata store's
-    /// group-commit writer; `done` runs once it is on disk. Returns whether anything was
-    /// written (not for a session that ends with its connection).
+    /// group-commit writer; `done` runs once it is on disk, and is dropped uncalled when
+    /// nothing is written (a session that ends with its connection).
     pub fn persist_with(
         &self,
         inbound_qos2: Vec<u16>,
         awaiting_comp: Vec<u16>,
         done: Option<Committed>,
-    ) -> bool {
+    ) {
         if !self.persistent {
-            return false;
+            return;
         }
         let Some(m) = self.tenant.metadata() else {
-            return false;
+            return;
         };
         let stored = StoredSession {
             expiry: self.expiry,
@@ -289,11 +289,10 @@ impl Session {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(client = %self.client_id, "cannot encode the mqtt session: {e}");
-                return false;
+                return;
             }
         };
         m.submit(self.row(Some(bytes)), done);
-        true
     }
 
     /// Removes the session from the metadata store.
