@@ -868,6 +868,55 @@ def test_v5_will_delay_and_topic_alias(clients, server, tmp_path):
     assert waited >= 0.8, f"the will waited its delay ({waited:.2f}s)"
 
 
+def lose(c):
+    """Ends a paho client's connection without DISCONNECT, as a crash would."""
+    c.c.loop_stop()
+    c.c.socket().close()
+
+
+def will_client(server, client_id, delay, expiry):
+    """A v5 client with a persistent session (`expiry` s) and a QoS 1 will on
+    wills/CLIENT_ID delayed by `delay` s."""
+    wp = Properties(PacketTypes.WILLMESSAGE)
+    wp.WillDelayInterval = delay
+    return Client(server.mqtt_port, client_id=client_id, clean=False, session_expiry=expiry,
+                  will=(f"wills/{client_id}", b"gone", 1), will_properties=wp)
+
+
+def test_v5_delayed_will_is_published_when_the_session_ends_first(clients, server):
+    """Will delay 60 s, session expiry 1 s: the will goes when the session ends
+    (MQTT-3.1.3-9), not a minute later."""
+    watcher = clients()
+    watcher.subscribe("wills/#")
+    c = will_client(server, "short-session", delay=60, expiry=1)
+    lost_at = time.monotonic()
+    lose(c)
+    m = watcher.get()
+    waited = time.monotonic() - lost_at
+    assert (m.topic, m.payload) == ("wills/short-session", b"gone")
+    assert waited >= 0.8, f"published when the session ended ({waited:.2f}s)"
+
+
+def test_v5_delayed_will_is_published_when_a_clean_start_ends_the_session(clients, server):
+    watcher = clients()
+    watcher.subscribe("wills/#")
+    lose(will_client(server, "restarter", delay=60, expiry=300))
+    watcher.nothing(0.5)  # the delay runs
+    fresh = clients(client_id="restarter", clean=True)
+    assert not fresh.flags.session_present
+    m = watcher.get()
+    assert (m.topic, m.payload) == ("wills/restarter", b"gone")
+
+
+def test_v5_delayed_will_is_cancelled_by_resuming_the_session(clients, server):
+    watcher = clients()
+    watcher.subscribe("wills/#")
+    lose(will_client(server, "comeback", delay=2, expiry=300))
+    back = clients(client_id="comeback", clean=False, session_expiry=300)
+    assert back.flags.session_present
+    watcher.nothing(3.0)
+
+
 def test_amqp_message_with_retain_annotation_is_retained(clients, world):
     snd = world.sender(world.connect(), "status/gateway", options=TopicTarget())
     msg = Message(body=b"online", durable=True)
