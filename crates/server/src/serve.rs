@@ -138,6 +138,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
     journal
         .sync()
         .map_err(|e| format!("flushing the journal: {e}"))?;
+    metadata.flush();
     let st = journal.stats();
     info!(
         records = st.records,

@@ -96,14 +96,7 @@ impl Drop for MetadataStore {
     /// Commits what was submitted and stops the writer, so the file is closed when the
     /// store is gone (a reopen in the same process finds it free).
     fn drop(&mut self) {
-        let writer = self
-            .writer
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(w) = writer {
-            w.stop();
-        }
+        self.flush();
     }
 }
 
@@ -156,6 +149,16 @@ impl MetadataStore {
         }
         if let Some(done) = job.done {
             done(r);
+        }
+    }
+
+    /// Waits until everything submitted so far is committed (a node stopping: writes
+    /// nobody waited for, such as a session written when its connection ended, are not
+    /// left behind). A later submit starts a new writer.
+    pub fn flush(&self) {
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(w) = writer {
+            w.stop();
         }
     }
 
@@ -314,7 +317,9 @@ mod tests {
         ] {
             m.submit(write(BlobTable::MqttSessions, name, value), None);
         }
-        drop(m); // commits what was submitted
+        m.flush(); // commits what was submitted
+        assert_eq!(m.mqtt_sessions().unwrap().len(), 1);
+        drop(m);
         let m = MetadataStore::open(&path).unwrap();
         assert_eq!(
             m.mqtt_sessions().unwrap(),
