@@ -5,7 +5,7 @@
 //! [`Message::bytes`] unchanged, or a fresh header followed by the original bytes after
 //! the old one ([`Message::with_header`]); the bare message is never re-encoded.
 
-use crate::codec::{encode, DecodeError, Decoder, FieldValue, Fields, Value};
+use crate::codec::{encode, DecodeError, Decoder, Field, FieldValue, Fields, Symbol, Value};
 use crate::definitions::{code_by_name, Header, Properties};
 use bytes::{Bytes, BytesMut};
 use std::ops::Range;
@@ -33,6 +33,17 @@ struct Sections {
     application_properties: Option<(u32, u32)>,
     bare_start: u32,
     bare_end: u32,
+}
+
+/// The properties [`Message::reply_properties`] reads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReplyProperties {
+    /// Where replies go.
+    pub reply_to: Option<String>,
+    /// What a reply carries to match its request.
+    pub correlation_id: Option<Value>,
+    /// The MIME type of the body.
+    pub content_type: Option<Symbol>,
 }
 
 /// An AMQP message: its encoded bytes and where its sections lie.
@@ -217,6 +228,28 @@ impl Message {
             d.skip_value()?;
         }
         d.read_timestamp_opt()
+    }
+
+    /// The properties a protocol bridge or a reply reads from every message — reply-to,
+    /// correlation-id, content-type — without decoding the others (no `to`, `subject`
+    /// or message-id is allocated on the way).
+    pub fn reply_properties(&self) -> Result<ReplyProperties, DecodeError> {
+        let mut out = ReplyProperties::default();
+        let Some(r) = self.sections.properties else {
+            return Ok(out);
+        };
+        let mut d = Decoder::window(&self.bytes, range(r));
+        d.read_descriptor(code_by_name)?;
+        let (count, _) = d.read_list_header()?;
+        for i in 0..count.min(7) {
+            match i {
+                4 => out.reply_to = Field::decode_field(&mut d, "reply_to")?,
+                5 => out.correlation_id = Field::decode_field(&mut d, "correlation_id")?,
+                6 => out.content_type = Field::decode_field(&mut d, "content_type")?,
+                _ => d.skip_value()?,
+            }
+        }
+        Ok(out)
     }
 
     /// The `to` address from the properties, used to route anonymous-relay sends.

@@ -844,8 +844,42 @@ fn header_and_properties_roundtrip_through_messages() {
         .data(&b"payload"[..]);
     let msg = Message::parse(m.encode()).unwrap();
     assert_eq!(msg.header().unwrap(), header);
-    assert_eq!(msg.properties().unwrap(), Some(props));
+    assert_eq!(msg.properties().unwrap(), Some(props.clone()));
     assert_eq!(msg.to().unwrap().as_deref(), Some("orders"));
+    let reply = msg.reply_properties().unwrap();
+    assert_eq!(reply.reply_to, props.reply_to);
+    assert_eq!(reply.correlation_id, props.correlation_id);
+    assert_eq!(reply.content_type, props.content_type);
+    // lists that end early (trailing nulls left out) and no properties at all
+    for (partial, reply_to) in [
+        (
+            Properties {
+                to: Some("orders".into()),
+                ..Properties::default()
+            },
+            None,
+        ),
+        (
+            Properties {
+                reply_to: Some("r".into()),
+                ..Properties::default()
+            },
+            Some("r".to_string()),
+        ),
+    ] {
+        let m = MessageBuilder::new()
+            .properties(partial)
+            .data(&b"x"[..])
+            .encode();
+        let r = Message::parse(m).unwrap().reply_properties().unwrap();
+        assert_eq!(r.reply_to, reply_to);
+        assert_eq!((r.correlation_id, r.content_type), (None, None));
+    }
+    let none = MessageBuilder::new().data(&b"x"[..]).encode();
+    assert_eq!(
+        Message::parse(none).unwrap().reply_properties().unwrap(),
+        throng_amqp::message::ReplyProperties::default()
+    );
     assert_eq!(
         msg.application_properties().unwrap(),
         Some(vec![("k".to_string(), Value::Int(-1))])

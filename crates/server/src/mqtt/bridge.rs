@@ -178,7 +178,7 @@ pub fn to_mqtt(msg: &Message, topic: &ByteStr, max_qos: QoS, v5: bool) -> Publis
             p.message_expiry_interval = Some(ttl.div_ceil(1000));
         }
         // only what is present is written: a write allocates the MQTT property set
-        if let Ok(Some(props)) = msg.properties() {
+        if let Ok(props) = msg.reply_properties() {
             if let Some(c) = props.content_type {
                 p.content_type = Some(ByteStr::from(c.0));
             }
