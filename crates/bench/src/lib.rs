@@ -128,6 +128,12 @@ pub struct BenchArgs {
     /// durably must write before it acknowledges (QoS 1/2).
     #[arg(long)]
     pub retain: bool,
+    /// MQTT: each producer publishes on its own N topics in turn (`ADDRESS/P/0` …
+    /// `ADDRESS/P/N-1`), and consumers subscribe to `ADDRESS/#`: with N at least the
+    /// messages per producer, every publish goes to a topic that does not exist yet, as
+    /// when a fleet of devices first reports (0: the one topic `ADDRESS`).
+    #[arg(long, default_value_t = 0)]
+    pub topics: usize,
 }
 
 impl BenchArgs {

@@ -8,3 +8,21 @@ use std::sync::{Mutex, MutexGuard};
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Runs `f`, a metadata write that waits for its commit. When other threads already wait
+/// for one (`store.writes_waiting()`), the commit is shared: on a worker thread of a
+/// multi-thread tokio runtime the worker's other tasks move to another thread
+/// meanwhile (`block_in_place`), so that connections creating addresses at the same time
+/// get to join the same commit. A lone write just blocks its thread: handing the worker
+/// over costs more than the commit saves when nobody else is writing.
+pub(crate) fn blocking<R>(store: &throng_store::MetadataStore, f: impl FnOnce() -> R) -> R {
+    if store.writes_waiting() == 0 {
+        return f();
+    }
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}

@@ -338,7 +338,7 @@ impl Tenant {
                     name: name.to_string(),
                     topic: topic.name().to_string(),
                 };
-                if let Err(e) = m.put_subscription(&rec) {
+                if let Err(e) = crate::sync::blocking(m, || m.put_subscription(&rec)) {
                     tracing::error!(tenant = %self.name, subscription = %name, "cannot remember subscription: {e}");
                 }
             }
@@ -398,7 +398,7 @@ impl Tenant {
             t.unsubscribe_durable(name);
         }
         if let Some(m) = &self.metadata {
-            if let Err(e) = m.remove_subscription(&self.name, name) {
+            if let Err(e) = crate::sync::blocking(m, || m.remove_subscription(&self.name, name)) {
                 tracing::error!(tenant = %self.name, subscription = %name, "cannot forget subscription: {e}");
             }
         }
@@ -564,7 +564,9 @@ impl Tenant {
                 let a = self.create(name, kind);
                 // remembered, so the address outlives a restart like a configured one
                 if let Some(m) = &self.metadata {
-                    if let Err(e) = m.put_address(&self.name, name, kind.as_str()) {
+                    if let Err(e) =
+                        crate::sync::blocking(m, || m.put_address(&self.name, name, kind.as_str()))
+                    {
                         tracing::error!(tenant = %self.name, address = %name, "cannot remember address: {e}");
                     }
                 }

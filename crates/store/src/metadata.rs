@@ -10,6 +10,7 @@
 use crate::metadata_writer::{self, Job, Writer};
 use redb::{Database, ReadableTable, TableDefinition};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Durable subscriptions: key `tenant \0 name`, value `topic`.
@@ -61,6 +62,18 @@ pub struct BlobWrite {
     pub value: Option<Vec<u8>>,
 }
 
+/// One row change as the writer applies it.
+pub(crate) enum Row {
+    /// A row of a tenant-keyed bytes table.
+    Blob(BlobWrite),
+    /// A row of a text table (durable subscriptions, addresses): key `tenant \0 name`.
+    Text {
+        table: TableDefinition<'static, &'static str, &'static str>,
+        key: String,
+        value: Option<String>,
+    },
+}
+
 /// Called once a submitted write's transaction is committed (`Ok`) or failed (the
 /// failure is logged once per transaction by the writer).
 pub type Committed = Box<dyn FnOnce(Result<(), MetadataError>) + Send>;
@@ -90,6 +103,8 @@ pub struct MetadataStore {
     db: Arc<Database>,
     /// The group-commit writer, started by the first [`MetadataStore::submit`].
     writer: Mutex<Option<Writer>>,
+    /// Threads blocked in a write that returns once committed.
+    waiting: AtomicUsize,
 }
 
 impl Drop for MetadataStore {
@@ -117,6 +132,7 @@ impl MetadataStore {
         Ok(MetadataStore {
             db: Arc::new(db),
             writer: Mutex::new(None),
+            waiting: AtomicUsize::new(0),
         })
     }
 
@@ -124,6 +140,10 @@ impl MetadataStore {
     /// `done` runs on that thread after the commit. Writes are applied in the order they
     /// were submitted, so a row's last submitted value is the one stored.
     pub fn submit(&self, write: BlobWrite, done: Option<Committed>) {
+        self.enqueue(Row::Blob(write), done);
+    }
+
+    fn enqueue(&self, row: Row, done: Option<Committed>) {
         let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         if writer.is_none() {
             match metadata_writer::start(self.db.clone()) {
@@ -131,7 +151,7 @@ impl MetadataStore {
                 Err(e) => tracing::error!("no metadata writer thread ({e}): writing inline"),
             }
         }
-        let mut job = Job { write, done };
+        let mut job = Job { row, done };
         if let Some(w) = writer.as_ref() {
             match w.send(job) {
                 Ok(()) => return,
@@ -167,37 +187,61 @@ impl MetadataStore {
         self.blobs(WILLS)
     }
 
-    /// Remembers a durable subscription (durably, before returning).
+    /// Remembers a durable subscription (durably, before returning). The write joins the
+    /// writer's next group commit, so callers on many threads share one fsync.
     pub fn put_subscription(&self, s: &SubscriptionRecord) -> Result<(), MetadataError> {
-        let key = format!("{}\0{}", s.tenant, s.name);
-        let tx = self.db.begin_write().map_err(err)?;
-        {
-            let mut t = tx.open_table(SUBSCRIPTIONS).map_err(err)?;
-            t.insert(key.as_str(), s.topic.as_str()).map_err(err)?;
-        }
-        tx.commit().map_err(err)
+        self.write_waiting(Row::Text {
+            table: SUBSCRIPTIONS,
+            key: format!("{}\0{}", s.tenant, s.name),
+            value: Some(s.topic.clone()),
+        })
     }
 
-    /// Forgets a durable subscription.
+    /// Forgets a durable subscription (durably, before returning).
     pub fn remove_subscription(&self, tenant: &str, name: &str) -> Result<(), MetadataError> {
-        let key = format!("{tenant}\0{name}");
-        let tx = self.db.begin_write().map_err(err)?;
-        {
-            let mut t = tx.open_table(SUBSCRIPTIONS).map_err(err)?;
-            t.remove(key.as_str()).map_err(err)?;
-        }
-        tx.commit().map_err(err)
+        self.write_waiting(Row::Text {
+            table: SUBSCRIPTIONS,
+            key: format!("{tenant}\0{name}"),
+            value: None,
+        })
     }
 
-    /// Remembers an address created on first use, so it exists after a restart.
+    /// Remembers an address created on first use, so it exists after a restart (durably,
+    /// before returning).
     pub fn put_address(&self, tenant: &str, name: &str, kind: &str) -> Result<(), MetadataError> {
-        let key = format!("{tenant}\0{name}");
-        let tx = self.db.begin_write().map_err(err)?;
-        {
-            let mut t = tx.open_table(ADDRESSES).map_err(err)?;
-            t.insert(key.as_str(), kind).map_err(err)?;
-        }
-        tx.commit().map_err(err)
+        self.write_waiting(Row::Text {
+            table: ADDRESSES,
+            key: format!("{tenant}\0{name}"),
+            value: Some(kind.to_string()),
+        })
+    }
+
+    /// How many threads are blocked right now in a write that returns once committed
+    /// ([`MetadataStore::put_address`] and the subscription writes): a caller that finds
+    /// others waiting can expect its write to share their commit, and may hand its
+    /// runtime thread's other work to another thread for the wait.
+    pub fn writes_waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Queues `row` for the writer and blocks the calling thread until its commit.
+    fn write_waiting(&self, row: Row) -> Result<(), MetadataError> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let r = self.write_and_wait(row);
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        r
+    }
+
+    fn write_and_wait(&self, row: Row) -> Result<(), MetadataError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.enqueue(
+            row,
+            Some(Box::new(move |r| {
+                let _ = tx.send(r);
+            })),
+        );
+        rx.recv()
+            .unwrap_or_else(|_| Err(MetadataError("the metadata writer stopped".into())))
     }
 
     /// Every remembered address: (tenant, name, type).

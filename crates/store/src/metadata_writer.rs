@@ -3,7 +3,7 @@
 //! runs their callbacks. Many connections writing their sessions or wills at once share
 //! one commit instead of each holding a runtime thread through its own.
 
-use crate::metadata::{err, BlobWrite, Committed, MetadataError};
+use crate::metadata::{err, Committed, MetadataError, Row};
 use redb::Database;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
@@ -15,7 +15,7 @@ const MAX_BATCH: usize = 4096;
 
 /// A submitted write and who to tell when it is on disk.
 pub(crate) struct Job {
-    pub write: BlobWrite,
+    pub row: Row,
     pub done: Option<Committed>,
 }
 
@@ -81,15 +81,23 @@ fn run(db: &Database, rx: Receiver<Job>) {
 pub(crate) fn commit(db: &Database, jobs: &[Job]) -> Result<(), MetadataError> {
     let tx = db.begin_write().map_err(err)?;
     for job in jobs {
-        let w = &job.write;
-        let key = format!("{}\0{}", w.tenant, w.name);
-        let mut t = tx.open_table(w.table.definition()).map_err(err)?;
-        match &w.value {
-            Some(v) => {
-                t.insert(key.as_str(), v.as_slice()).map_err(err)?;
+        match &job.row {
+            Row::Blob(w) => {
+                let key = format!("{}\0{}", w.tenant, w.name);
+                let mut t = tx.open_table(w.table.definition()).map_err(err)?;
+                match &w.value {
+                    Some(v) => t.insert(key.as_str(), v.as_slice()).map(drop),
+                    None => t.remove(key.as_str()).map(drop),
+                }
+                .map_err(err)?;
             }
-            None => {
-                t.remove(key.as_str()).map_err(err)?;
+            Row::Text { table, key, value } => {
+                let mut t = tx.open_table(*table).map_err(err)?;
+                match value {
+                    Some(v) => t.insert(key.as_str(), v.as_str()).map(drop),
+                    None => t.remove(key.as_str()).map(drop),
+                }
+                .map_err(err)?;
             }
         }
     }

@@ -174,7 +174,7 @@ async fn setup(args: &BenchArgs, origin: Instant, expected_each: u64) -> Result<
         )
         .await
         .map_err(|e| format!("consumer {i}: {e}"))?;
-        c.subscribe(&args.address, args.qos.qos(), SETUP_TIMEOUT)
+        c.subscribe(&subscription(args), args.qos.qos(), SETUP_TIMEOUT)
             .await
             .map_err(|e| format!("consumer {i}: {e}"))?;
         consumers.push(tokio::spawn(consumer::run(
@@ -204,6 +204,25 @@ async fn setup(args: &BenchArgs, origin: Instant, expected_each: u64) -> Result<
     })
 }
 
+/// What consumers subscribe to: the topic, or with `--topics` every topic under it.
+fn subscription(args: &BenchArgs) -> String {
+    match args.topics {
+        0 => args.address.clone(),
+        _ => format!("{}/#", args.address),
+    }
+}
+
+/// The topics producer `p` publishes on in turn: the topic, or with `--topics N` its own
+/// N topics `ADDRESS/p/0` … `ADDRESS/p/N-1` (each created by its first publish).
+fn topics(args: &BenchArgs, p: usize) -> Vec<ByteStr> {
+    match args.topics {
+        0 => vec![ByteStr::from(args.address.as_str())],
+        n => (0..n)
+            .map(|i| ByteStr::from(format!("{}/{p}/{i}", args.address).as_str()))
+            .collect(),
+    }
+}
+
 /// Starts every producer at once and waits for all of them.
 async fn run_producers(
     args: &BenchArgs,
@@ -213,13 +232,12 @@ async fn run_producers(
 ) -> Vec<producer::Outcome> {
     let period =
         (args.rate > 0).then(|| Duration::from_secs_f64(args.producers as f64 / args.rate as f64));
-    let topic = ByteStr::from(args.address.as_str());
     let mut tasks = Vec::with_capacity(run.producers.len());
-    for c in run.producers.drain(..) {
+    for (p, c) in run.producers.drain(..).enumerate() {
         let plan = producer::Plan {
             count: per_producer,
             qos: args.qos.qos(),
-            topic: topic.clone(),
+            topics: topics(args, p),
             size: args.size,
             period,
             window: (c.engine.peer_receive_maximum() as usize)
@@ -283,4 +301,33 @@ fn client_id(role: &str, i: usize) -> String {
 
 fn delta(before: Option<Duration>, after: Option<Duration>) -> Option<Duration> {
     Some(after?.saturating_sub(before?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{subscription, topics};
+    use crate::BenchArgs;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: BenchArgs,
+    }
+
+    fn args(extra: &[&str]) -> BenchArgs {
+        let argv = ["bench", "--protocol", "mqtt", "--address", "fleet"];
+        Cli::parse_from(argv.iter().chain(extra)).args
+    }
+
+    #[test]
+    fn topics_spread_each_producer_over_its_own_new_topics() {
+        let one = args(&[]);
+        assert_eq!(subscription(&one), "fleet");
+        assert_eq!(topics(&one, 3).len(), 1);
+        let many = args(&["--topics", "3"]);
+        assert_eq!(subscription(&many), "fleet/#");
+        let names: Vec<String> = topics(&many, 2).iter().map(|t| t.to_string()).collect();
+        assert_eq!(names, ["fleet/2/0", "fleet/2/1", "fleet/2/2"]);
+    }
 }

@@ -20,8 +20,8 @@ pub struct Plan {
     pub count: u64,
     /// QoS of every publish.
     pub qos: QoS,
-    /// The topic.
-    pub topic: ByteStr,
+    /// The topics, used in turn (one unless `--topics`).
+    pub topics: Vec<ByteStr>,
     /// Payload size (at least 8: the send timestamp).
     pub size: usize,
     /// Time between two publishes when paced (`--rate`).
@@ -123,7 +123,8 @@ fn fill(
                 return Ok(Some(due));
             }
         }
-        let mut publish = Publish::new(plan.topic.clone(), payloads.next(plan.origin));
+        let topic = &plan.topics[(o.sent % plan.topics.len() as u64) as usize];
+        let mut publish = Publish::new(topic.clone(), payloads.next(plan.origin));
         publish.qos = plan.qos;
         publish.retain = plan.retain;
         client
