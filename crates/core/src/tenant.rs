@@ -328,22 +328,49 @@ impl Tenant {
 
     /// Opens durable subscription `name` on `topic` (creating and remembering it).
     pub fn open_subscription(&self, topic: &Arc<Topic>, name: &str) -> Arc<Queue> {
-        let (q, created) = topic.subscribe_durable(name);
-        if created {
-            crate::sync::lock(&self.subscriptions)
-                .insert(name.to_string(), topic.name().to_string());
-            if let Some(m) = &self.metadata {
-                let rec = throng_store::SubscriptionRecord {
-                    tenant: self.name.clone(),
-                    name: name.to_string(),
-                    topic: topic.name().to_string(),
-                };
-                if let Err(e) = crate::sync::blocking(m, || m.put_subscription(&rec)) {
-                    tracing::error!(tenant = %self.name, subscription = %name, "cannot remember subscription: {e}");
-                }
+        self.open_subscriptions(&[(topic.clone(), name.to_string())], false)
+            .remove(0)
+    }
+
+    /// Opens (creating and remembering) durable subscriptions, each `(topic, name)`, or
+    /// with `shared` joins them as shared subscriptions (see
+    /// [`Tenant::join_shared_subscription`]); one wait for the metadata store whatever
+    /// their number (a wildcard subscription over thousands of topics). Their queues, in
+    /// order.
+    pub fn open_subscriptions(
+        &self,
+        subs: &[(Arc<Topic>, String)],
+        shared: bool,
+    ) -> Vec<Arc<Queue>> {
+        if shared {
+            let mut members = crate::sync::lock(&self.shared_members);
+            for (_, name) in subs {
+                *members.entry(name.clone()).or_insert(0) += 1;
             }
         }
-        q
+        let mut records = Vec::new();
+        let queues = subs
+            .iter()
+            .map(|(topic, name)| {
+                let (q, created) = topic.subscribe_durable(name);
+                if created {
+                    crate::sync::lock(&self.subscriptions)
+                        .insert(name.clone(), topic.name().to_string());
+                    records.push(throng_store::SubscriptionRecord {
+                        tenant: self.name.clone(),
+                        name: name.clone(),
+                        topic: topic.name().to_string(),
+                    });
+                }
+                q
+            })
+            .collect();
+        if let (Some(m), false) = (&self.metadata, records.is_empty()) {
+            if let Err(e) = crate::sync::blocking(m, || m.put_subscriptions(&records)) {
+                tracing::error!(tenant = %self.name, subscriptions = records.len(), "cannot remember subscriptions: {e}");
+            }
+        }
+        queues
     }
 
     /// Joins the shared durable subscription `name` on `topic` (created by its first
@@ -351,9 +378,8 @@ impl Tenant {
     /// after a restart like any other, so what it held for members that are away (MQTT
     /// persistent sessions) survives.
     pub fn join_shared_subscription(&self, topic: &Arc<Topic>, name: &str) -> Arc<Queue> {
-        let mut members = crate::sync::lock(&self.shared_members);
-        *members.entry(name.to_string()).or_insert(0) += 1;
-        self.open_subscription(topic, name)
+        self.open_subscriptions(&[(topic.clone(), name.to_string())], true)
+            .remove(0)
     }
 
     /// Leaves a shared durable subscription; the last member out deletes it and what it

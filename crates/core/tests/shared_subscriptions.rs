@@ -52,3 +52,47 @@ fn shared_subscriptions_nobody_rejoined_are_deleted() {
     );
     assert_eq!(jobs.subscriber_count(), 2);
 }
+
+#[test]
+fn subscriptions_opened_together_are_all_remembered_once() {
+    let dir = std::env::temp_dir().join(format!("throng-core-subs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Arc::new(throng_store::MetadataStore::open(&dir.join("m.redb")).unwrap());
+    let tenant = Tenant::new("t", true, vec![]).with_metadata(Some(store.clone()));
+    let topics: Vec<_> = (0..3)
+        .map(|i| topic(&tenant, &format!("dev/{i}")))
+        .collect();
+    let before = tenant.open_subscription(&topics[0], "s0");
+    let subs: Vec<_> = topics
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), format!("s{i}")))
+        .collect();
+    let queues = tenant.open_subscriptions(&subs, false);
+    assert!(
+        Arc::ptr_eq(&queues[0], &before),
+        "an existing one is reused"
+    );
+    for (i, t) in topics.iter().enumerate() {
+        assert_eq!(t.subscriber_count(), 1, "dev/{i} has its one subscription");
+    }
+    // on disk when the call returns
+    let mut stored: Vec<(String, String)> = store
+        .subscriptions()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.name, r.topic))
+        .collect();
+    stored.sort();
+    let expected: Vec<(String, String)> = (0..3)
+        .map(|i| (format!("s{i}"), format!("dev/{i}")))
+        .collect();
+    assert_eq!(stored, expected);
+    // shared: every name gets a member, and the last one out deletes it
+    let shared = tenant.open_subscriptions(&[(topics[1].clone(), "g|dev/1".into())], true);
+    assert_eq!(topics[1].subscriber_count(), 2);
+    assert_eq!(shared.len(), 1);
+    tenant.leave_shared_subscription("g|dev/1");
+    assert_eq!(topics[1].subscriber_count(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -190,11 +190,26 @@ impl MetadataStore {
     /// Remembers a durable subscription (durably, before returning). The write joins the
     /// writer's next group commit, so callers on many threads share one fsync.
     pub fn put_subscription(&self, s: &SubscriptionRecord) -> Result<(), MetadataError> {
-        self.write_waiting(Row::Text {
+        self.put_subscriptions(std::slice::from_ref(s))
+    }
+
+    /// Remembers several durable subscriptions at once (durably, before returning): one
+    /// wait, and as few commits as the writer needs for them (a wildcard subscription
+    /// over thousands of topics).
+    pub fn put_subscriptions(&self, subs: &[SubscriptionRecord]) -> Result<(), MetadataError> {
+        let row = |s: &SubscriptionRecord| Row::Text {
             table: SUBSCRIPTIONS,
             key: format!("{}\0{}", s.tenant, s.name),
             value: Some(s.topic.clone()),
-        })
+        };
+        let Some((last, rest)) = subs.split_last() else {
+            return Ok(());
+        };
+        for s in rest {
+            // committed no later than the last, which is waited for
+            self.enqueue(row(s), None);
+        }
+        self.write_waiting(row(last))
     }
 
     /// Forgets a durable subscription (durably, before returning).

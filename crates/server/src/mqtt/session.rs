@@ -179,13 +179,14 @@ impl Session {
             None => {
                 s.ensure_watcher(this);
                 // after the watcher: a topic created meanwhile is seen twice, never missed
-                for t in tenant.topics() {
-                    if matches(filter, t.name()) {
-                        s.add_topic_source(&mut sub, &t);
-                    }
-                }
+                let matching: Vec<Arc<Topic>> = tenant
+                    .topics()
+                    .into_iter()
+                    .filter(|t| matches(filter, t.name()))
+                    .collect();
+                s.add_topic_sources(&mut sub, &matching);
             }
-            Some(Address::Topic(t)) => s.add_topic_source(&mut sub, &t),
+            Some(Address::Topic(t)) => s.add_topic_sources(&mut sub, &[t]),
             Some(Address::Queue(q)) => {
                 let id = s.next_id();
                 sub.sources.push(Source {
@@ -317,34 +318,50 @@ impl Session {
         id
     }
 
-    fn add_topic_source(&mut self, sub: &mut Subscription, t: &Arc<Topic>) {
-        if sub.sources.iter().any(|s| s.topic.as_str() == t.name()) {
+    /// Gives `sub` a source on each of `topics` it has none on; durable ones (shared
+    /// groups, persistent sessions) are opened together: one wait for the metadata store.
+    fn add_topic_sources(&mut self, sub: &mut Subscription, topics: &[Arc<Topic>]) {
+        let new: Vec<&Arc<Topic>> = topics
+            .iter()
+            .filter(|t| !sub.sources.iter().any(|s| s.topic.as_str() == t.name()))
+            .collect();
+        let shared = sub.share.is_some();
+        if !shared && !self.persistent {
+            for t in new {
+                let id = self.next_id();
+                sub.sources.push(Source {
+                    id,
+                    topic: ByteStr::from(t.name()),
+                    queue: t.subscribe(),
+                    kind: SourceKind::Topic(t.clone()),
+                });
+            }
             return;
         }
-        let id = self.next_id();
-        let (queue, kind) = match &sub.share {
-            Some(group) => {
-                let name = format!("{SHARED_PREFIX}{group}|{}|{}", sub.filter, t.name());
-                (
-                    self.tenant.join_shared_subscription(t, &name),
-                    SourceKind::Shared(self.tenant.clone(), name),
-                )
-            }
-            None if self.persistent => {
-                let name = format!("$mqtt|{}|{}|{}", self.client_id, sub.filter, t.name());
-                (
-                    self.tenant.open_subscription(t, &name),
-                    SourceKind::Durable(self.tenant.clone(), name),
-                )
-            }
-            None => (t.subscribe(), SourceKind::Topic(t.clone())),
-        };
-        sub.sources.push(Source {
-            id,
-            topic: ByteStr::from(t.name()),
-            queue,
-            kind,
-        });
+        let named: Vec<(Arc<Topic>, String)> = new
+            .into_iter()
+            .map(|t| {
+                let name = match &sub.share {
+                    Some(group) => format!("{SHARED_PREFIX}{group}|{}|{}", sub.filter, t.name()),
+                    None => format!("$mqtt|{}|{}|{}", self.client_id, sub.filter, t.name()),
+                };
+                (t.clone(), name)
+            })
+            .collect();
+        let queues = self.tenant.open_subscriptions(&named, shared);
+        for ((t, name), queue) in named.into_iter().zip(queues) {
+            let id = self.next_id();
+            let kind = match shared {
+                true => SourceKind::Shared(self.tenant.clone(), name),
+                false => SourceKind::Durable(self.tenant.clone(), name),
+            };
+            sub.sources.push(Source {
+                id,
+                topic: ByteStr::from(t.name()),
+                queue,
+                kind,
+            });
+        }
     }
 
     fn ensure_watcher(&mut self, this: &Arc<Mutex<Session>>) {
@@ -372,7 +389,7 @@ impl Session {
         }
         for k in keys {
             if let Some(mut sub) = self.subscriptions.remove(&k) {
-                self.add_topic_source(&mut sub, t);
+                self.add_topic_sources(&mut sub, std::slice::from_ref(t));
                 self.subscriptions.insert(k, sub);
             }
         }
