@@ -7,7 +7,7 @@
 //! commit in one transaction (one fsync for many connections) and then tells each
 //! submitter, so no connection blocks its thread on the disk.
 
-use crate::metadata_writer::{self, Job, Writer};
+use crate::metadata_writer::{self, Backlog, Job, Writer};
 use redb::{Database, ReadableTable, TableDefinition};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -105,7 +105,13 @@ pub struct MetadataStore {
     writer: Mutex<Option<Writer>>,
     /// Threads blocked in a write that returns once committed.
     waiting: AtomicUsize,
+    /// Bytes of writes nobody waits for, submitted and not yet committed.
+    backlog: Arc<Backlog>,
 }
+
+/// Bytes of submitted, uncommitted writes above which [`MetadataStore::submit`] waits
+/// for the writer: the memory a burst of QoS 0 retained publishes may hold.
+pub const DEFAULT_BACKLOG_LIMIT: usize = 64 << 20;
 
 impl Drop for MetadataStore {
     /// Commits what was submitted and stops the writer, so the file is closed when the
@@ -133,25 +139,44 @@ impl MetadataStore {
             db: Arc::new(db),
             writer: Mutex::new(None),
             waiting: AtomicUsize::new(0),
+            backlog: Arc::new(Backlog::new(DEFAULT_BACKLOG_LIMIT)),
         })
     }
 
-    /// Queues `write` for the writer thread's next transaction and returns at once;
-    /// `done` runs on that thread after the commit. Writes are applied in the order they
-    /// were submitted, so a row's last submitted value is the one stored.
+    /// The same store with another backlog limit (bytes; tests use small ones).
+    pub fn with_backlog_limit(mut self, limit: usize) -> Self {
+        self.backlog = Arc::new(Backlog::new(limit));
+        self
+    }
+
+    /// Bytes of submitted writes not committed yet.
+    pub fn backlog_bytes(&self) -> usize {
+        self.backlog.bytes()
+    }
+
+    /// Queues `write` for the writer thread's next transaction and returns — at once,
+    /// unless more than the backlog limit is waiting to be committed, then once there is
+    /// room; `done` runs on the writer thread after the commit. Writes are applied in the
+    /// order they were submitted, so a row's last submitted value is the one stored.
     pub fn submit(&self, write: BlobWrite, done: Option<Committed>) {
-        self.enqueue(Row::Blob(write), done);
+        let cost = 64 + write.name.len() + write.value.as_ref().map_or(0, Vec::len);
+        self.backlog.add(cost);
+        self.enqueue_costing(Row::Blob(write), done, cost);
     }
 
     fn enqueue(&self, row: Row, done: Option<Committed>) {
+        self.enqueue_costing(row, done, 0);
+    }
+
+    fn enqueue_costing(&self, row: Row, done: Option<Committed>, cost: usize) {
         let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         if writer.is_none() {
-            match metadata_writer::start(self.db.clone()) {
+            match metadata_writer::start(self.db.clone(), self.backlog.clone()) {
                 Ok(w) => *writer = Some(w),
                 Err(e) => tracing::error!("no metadata writer thread ({e}): writing inline"),
             }
         }
-        let mut job = Job { row, done };
+        let mut job = Job { row, done, cost };
         if let Some(w) = writer.as_ref() {
             match w.send(job) {
                 Ok(()) => return,
@@ -164,6 +189,7 @@ impl MetadataStore {
 
     fn commit_inline(&self, job: Job) {
         let r = metadata_writer::commit(&self.db, std::slice::from_ref(&job));
+        self.backlog.remove(job.cost);
         if let Err(e) = &r {
             tracing::error!("metadata write lost: {e}");
         }
@@ -394,6 +420,41 @@ mod tests {
             name: name.into(),
             value: value.map(|v| v.as_bytes().to_vec()),
         }
+    }
+
+    #[test]
+    fn submitters_wait_for_room_when_the_backlog_is_over_its_limit() {
+        let dir = std::env::temp_dir().join(format!("throng-meta-bl-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let limit = 2_000;
+        let m = Arc::new(
+            MetadataStore::open(&dir.join("meta.redb"))
+                .unwrap()
+                .with_backlog_limit(limit),
+        );
+        let value = "v".repeat(500);
+        let cost = 64 + "row-0-00".len() + value.len(); // the longest name
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let (m, value) = (m.clone(), value.clone());
+                std::thread::spawn(move || {
+                    let mut peak = 0;
+                    for i in 0..100 {
+                        let name = format!("row-{t}-{i}");
+                        m.submit(write(BlobTable::Retained, &name, Some(&value)), None);
+                        peak = peak.max(m.backlog_bytes());
+                    }
+                    peak
+                })
+            })
+            .collect();
+        let peak = threads.into_iter().map(|t| t.join().unwrap()).max();
+        // a submit goes in only while the backlog is at most the limit
+        assert!(peak.unwrap() <= limit + cost, "peak backlog {peak:?}");
+        m.flush();
+        assert_eq!(m.backlog_bytes(), 0);
+        assert_eq!(m.retained().unwrap().len(), 400, "every write committed");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -6,17 +6,65 @@
 use crate::metadata::{err, Committed, MetadataError, Row};
 use redb::Database;
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 /// Most writes one transaction takes, so a flood of submissions still commits (and
 /// answers its first submitters) regularly.
 const MAX_BATCH: usize = 4096;
 
+/// The writer thread's name (a submitter on it must never wait for the writer).
+const THREAD_NAME: &str = "throng-metadata";
+
 /// A submitted write and who to tell when it is on disk.
 pub(crate) struct Job {
     pub row: Row,
     pub done: Option<Committed>,
+    /// What it counts against the backlog (bytes).
+    pub cost: usize,
+}
+
+/// Bytes submitted and not yet committed. Writes nobody waits for (a QoS 0 retained
+/// publish) could otherwise pile up in memory faster than the disk takes them: above
+/// the limit, submitters wait for room.
+pub(crate) struct Backlog {
+    bytes: Mutex<usize>,
+    room: Condvar,
+    limit: usize,
+}
+
+impl Backlog {
+    pub fn new(limit: usize) -> Self {
+        Backlog {
+            bytes: Mutex::new(0),
+            room: Condvar::new(),
+            limit,
+        }
+    }
+
+    /// Counts `n` more bytes, first waiting while the backlog is over its limit (never
+    /// on the writer thread, which is what makes room).
+    pub fn add(&self, n: usize) {
+        let mut b = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
+        if std::thread::current().name() != Some(THREAD_NAME) {
+            while *b > self.limit {
+                b = self.room.wait(b).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+        *b += n;
+    }
+
+    /// `n` bytes were committed.
+    pub fn remove(&self, n: usize) {
+        let mut b = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
+        *b = b.saturating_sub(n);
+        self.room.notify_all();
+    }
+
+    /// Bytes submitted and not yet committed.
+    pub fn bytes(&self) -> usize {
+        *self.bytes.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The running writer thread and its queue.
@@ -41,15 +89,15 @@ impl Writer {
 }
 
 /// Starts the writer thread on `db`.
-pub(crate) fn start(db: Arc<Database>) -> std::io::Result<Writer> {
+pub(crate) fn start(db: Arc<Database>, backlog: Arc<Backlog>) -> std::io::Result<Writer> {
     let (jobs, rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
-        .name("throng-metadata".into())
-        .spawn(move || run(&db, rx))?;
+        .name(THREAD_NAME.into())
+        .spawn(move || run(&db, rx, &backlog))?;
     Ok(Writer { jobs, thread })
 }
 
-fn run(db: &Database, rx: Receiver<Job>) {
+fn run(db: &Database, rx: Receiver<Job>, backlog: &Backlog) {
     let mut batch = Vec::new();
     while let Ok(first) = rx.recv() {
         batch.push(first);
@@ -69,11 +117,14 @@ fn run(db: &Database, rx: Receiver<Job>) {
         if let Err(e) = &result {
             tracing::error!(writes = batch.len(), "metadata writes lost: {e}");
         }
+        let mut committed = 0;
         for job in batch.drain(..) {
+            committed += job.cost;
             if let Some(done) = job.done {
                 done(result.clone());
             }
         }
+        backlog.remove(committed);
     }
 }
 
