@@ -5,23 +5,13 @@
 //! MQTT will with a delay whose persistent session came back, after the delay unless
 //! the client resumes the session first.
 //!
-//! Stored form (the value of the `wills` table, key `tenant \0 connection key`):
-//!
-//! ```text
-//! u8 version = 1 | u8 flags (1 retain, 2 mqtt) | u32 delay seconds (BE)
-//! | u16 length | address (UTF-8) | u16 length | MQTT client id (UTF-8, empty for AMQP)
-//! | the will's AMQP message, as received or as bridged from MQTT
-//! ```
+//! The stored form is `throng_store::WillRecord` (the will's message in AMQP form).
 
 use std::sync::Arc;
 use throng_amqp::message::Message;
 use throng_core::{AddressKind, Tenant};
-use throng_store::{BlobTable, BlobWrite, Committed};
+use throng_store::{BlobTable, BlobWrite, Committed, WillRecord, WillRecordError};
 use tracing::{info, warn};
-
-const VERSION: u8 = 1;
-const RETAIN: u8 = 1;
-const MQTT: u8 = 2;
 
 /// A will: the message to publish to `address` when its connection is lost.
 #[derive(Debug, Clone)]
@@ -47,12 +37,8 @@ pub struct Will {
 /// Why stored will bytes could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum WillError {
-    #[error("stored will is truncated")]
-    Truncated,
-    #[error("stored will has version {0}, this node reads version 1")]
-    Version(u8),
-    #[error("stored will has a name that is not UTF-8")]
-    Utf8,
+    #[error(transparent)]
+    Record(#[from] WillRecordError),
     #[error("stored will's message: {0}")]
     Message(String),
 }
@@ -72,51 +58,30 @@ impl Will {
     }
 
     /// The stored form.
-    pub fn encode(&self) -> Vec<u8> {
-        let body = self.message.bytes();
-        let mut out =
-            Vec::with_capacity(10 + self.address.len() + self.client_id.len() + body.len());
-        out.push(VERSION);
-        let mut flags = 0;
-        if self.retain {
-            flags |= RETAIN;
+    pub fn encode(&self) -> Result<Vec<u8>, WillRecordError> {
+        WillRecord {
+            address: &self.address,
+            mqtt: self.mqtt,
+            retain: self.retain,
+            delay: self.delay,
+            client_id: &self.client_id,
+            message: self.message.bytes(),
         }
-        if self.mqtt {
-            flags |= MQTT;
-        }
-        out.push(flags);
-        out.extend_from_slice(&self.delay.to_be_bytes());
-        for s in [&self.address, &self.client_id] {
-            // names longer than 65,535 bytes do not occur (MQTT topics and client ids
-            // are bounded by it, AMQP addresses by the node's limits); cut, never wrap
-            let b = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
-            out.extend_from_slice(&(b.len() as u16).to_be_bytes());
-            out.extend_from_slice(b);
-        }
-        out.extend_from_slice(body);
-        out
+        .encode()
     }
 
     /// Reads the stored form of the will under `key`.
     pub fn decode(key: &str, bytes: &[u8]) -> Result<Will, WillError> {
-        let mut r = Reader(bytes);
-        let version = r.u8()?;
-        if version != VERSION {
-            return Err(WillError::Version(version));
-        }
-        let flags = r.u8()?;
-        let delay = u32::from_be_bytes(r.take(4)?.try_into().map_err(|_| WillError::Truncated)?);
-        let address = r.string()?;
-        let client_id = r.string()?;
-        let message = Message::parse(bytes::Bytes::copy_from_slice(r.0))
+        let r = WillRecord::decode(bytes)?;
+        let message = Message::parse(bytes::Bytes::copy_from_slice(r.message))
             .map_err(|e| WillError::Message(e.to_string()))?;
         Ok(Will {
             key: key.to_string(),
-            address,
-            mqtt: flags & MQTT != 0,
-            retain: flags & RETAIN != 0,
-            delay,
-            client_id,
+            address: r.address.to_string(),
+            mqtt: r.mqtt,
+            retain: r.retain,
+            delay: r.delay,
+            client_id: r.client_id.to_string(),
             message,
         })
     }
@@ -124,7 +89,16 @@ impl Will {
     /// Writes the will to the tenant's metadata store; `done` runs once it is on disk
     /// (at once when the tenant keeps no metadata).
     pub fn remember(&self, tenant: &Tenant, done: Option<Committed>) {
-        write(tenant, &self.key, Some(self.encode()), done);
+        match self.encode() {
+            Ok(bytes) => write(tenant, &self.key, Some(bytes), done),
+            Err(e) => {
+                // kept in memory only: it is still published if the connection is lost
+                warn!(tenant = tenant.name(), address = %self.address, "will not stored: {e}");
+                if let Some(done) = done {
+                    done(Ok(()));
+                }
+            }
+        }
     }
 
     /// Removes the will from the metadata store (it was withdrawn or published).
@@ -199,32 +173,6 @@ pub fn read_stored(
     out
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], WillError> {
-        if self.0.len() < n {
-            return Err(WillError::Truncated);
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn u8(&mut self) -> Result<u8, WillError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn string(&mut self) -> Result<String, WillError> {
-        let len = self.take(2)?;
-        let len = u16::from_be_bytes([len[0], len[1]]) as usize;
-        let b = self.take(len)?;
-        std::str::from_utf8(b)
-            .map(str::to_string)
-            .map_err(|_| WillError::Utf8)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,7 +185,7 @@ mod tests {
     }
 
     #[test]
-    fn stored_form_round_trips() {
+    fn stored_form_round_trips_with_its_message() {
         let will = Will {
             key: Will::key(7),
             address: "status/dev-1".into(),
@@ -247,48 +195,34 @@ mod tests {
             client_id: "dev-1".into(),
             message: message(),
         };
-        let back = Will::decode(&will.key, &will.encode()).unwrap();
+        let back = Will::decode(&will.key, &will.encode().unwrap()).unwrap();
         assert_eq!(back.key, will.key);
         assert_eq!(back.address, "status/dev-1");
         assert!(back.mqtt && back.retain);
         assert_eq!(back.delay, 30);
         assert_eq!(back.client_id, "dev-1");
         assert_eq!(back.message.bytes(), will.message.bytes());
-        let amqp = Will {
-            mqtt: false,
-            retain: false,
-            client_id: String::new(),
-            ..will
-        };
-        let back = Will::decode("k", &amqp.encode()).unwrap();
-        assert!(!back.mqtt && !back.retain && back.client_id.is_empty());
     }
 
     #[test]
-    fn damaged_stored_forms_are_errors_not_panics() {
-        let will = Will {
-            key: "k".into(),
-            address: "a".into(),
-            mqtt: true,
+    fn a_stored_will_whose_message_does_not_parse_is_an_error() {
+        let bytes = WillRecord {
+            address: "a",
+            mqtt: false,
             retain: false,
             delay: 0,
-            client_id: "c".into(),
-            message: message(),
-        };
-        let bytes = will.encode();
-        let header = bytes.len() - will.message.len();
-        for cut in 0..header {
-            // every cut before the message's first section is refused
-            assert!(
-                Will::decode("k", &bytes[..cut]).is_err(),
-                "prefix of {cut} bytes"
-            );
+            client_id: "",
+            message: b"\x00\x53", // a section cut short
         }
-        let mut v2 = bytes.clone();
-        v2[0] = 2;
-        assert!(matches!(Will::decode("k", &v2), Err(WillError::Version(2))));
-        let mut bad = bytes.clone();
-        bad[8] = 0xff; // the address byte
-        assert!(matches!(Will::decode("k", &bad), Err(WillError::Utf8)));
+        .encode()
+        .unwrap();
+        assert!(matches!(
+            Will::decode("k", &bytes),
+            Err(WillError::Message(_))
+        ));
+        assert!(matches!(
+            Will::decode("k", &bytes[..3]),
+            Err(WillError::Record(_))
+        ));
     }
 }

@@ -78,6 +78,7 @@ mod record;
 mod recovery;
 mod restore;
 mod segment;
+mod will_record;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -95,6 +96,7 @@ pub use restore::{RecoveredRef, RecoveryReader, ReplayStats};
 pub use segment::{
     parse_segment_file_name, segment_file_name, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION,
 };
+pub use will_record::{WillRecord, WillRecordError};
 
 /// Default size at which a new segment starts: large enough that segment churn is
 /// rare, small enough that one pinned segment does not hold much disk.
