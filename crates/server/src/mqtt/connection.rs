@@ -226,7 +226,9 @@ impl Conn {
                 _ = outbox.notified(), if io.below_high_water() => Wake::Commands,
                 r = rd.read_buf(input), if can_read => Wake::Read(r),
                 _ = wait_changed(self.changed.as_deref()) => Wake::SessionChanged,
-                _ = sleep_until(deadline), if deadline.is_some() => Wake::Timer,
+                // not while held: the client's packets (PINGREQ too) wait unread in the
+                // socket then, and a slow disk must not time the client out
+                _ = sleep_until(deadline), if deadline.is_some() && !held => Wake::Timer,
                 _ = waited(&mut self.wait), if held => Wake::Waited,
             };
             match wake {
