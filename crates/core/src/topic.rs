@@ -186,10 +186,7 @@ impl Topic {
         };
         let countdown = match (persisting, on_durable) {
             (0, _) | (_, None) => None,
-            (n, Some(make)) => Some(Arc::new(Countdown {
-                remaining: AtomicUsize::new(n),
-                done: Mutex::new(Some(make())),
-            })),
+            (n, Some(make)) => Some(Arc::new(Countdown::new(n, make()))),
         };
         let one_copy_done = || -> OnDurable {
             let c = countdown.clone();
@@ -221,14 +218,24 @@ impl Topic {
     }
 }
 
-/// Runs a callback when the last of several journal writes is durable.
-struct Countdown {
+/// Runs a callback when the last of several writes is durable (a topic's journaled
+/// copies; a retained message's metadata write and its journaled copies).
+pub struct Countdown {
     remaining: AtomicUsize,
     done: Mutex<Option<OnDurable>>,
 }
 
 impl Countdown {
-    fn one_done(&self) {
+    /// A countdown from `writes` that runs `done` when it reaches zero.
+    pub fn new(writes: usize, done: OnDurable) -> Self {
+        Countdown {
+            remaining: AtomicUsize::new(writes),
+            done: Mutex::new(Some(done)),
+        }
+    }
+
+    /// One of the writes is durable.
+    pub fn one_done(&self) {
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
             if let Some(cb) = crate::sync::lock(&self.done).take() {
                 cb();

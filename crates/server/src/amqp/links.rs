@@ -4,7 +4,6 @@
 
 use super::connection::Conn;
 use bytes::Bytes;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use throng_amqp::codec::Symbol;
 use throng_amqp::codec::Value;
@@ -17,7 +16,7 @@ use throng_amqp::message::Message;
 use throng_core::anycast::{Anycast, Forwarded, Origin};
 use throng_core::multicast::Multicast;
 use throng_core::queue::{MakeOnDurable, OnDurable, Queue, Stored};
-use throng_core::topic::Topic;
+use throng_core::topic::{Countdown, Topic};
 use throng_core::Command;
 use throng_core::{Address, AddressKind, ConsumerKey, Op, Outbox, Outcome, Tenant};
 use throng_selector::Selector;
@@ -125,27 +124,6 @@ fn settle_when_durable(
                 state: DeliveryState::Accepted,
             })
         })
-    }
-}
-
-/// Settles a producer's delivery `accepted` when both of two writes are on disk: a
-/// retained message's (metadata store) and the message's journaled copies.
-struct SettleAfterBoth {
-    outbox: Arc<Outbox>,
-    link: LinkId,
-    delivery_id: u32,
-    remaining: AtomicUsize,
-}
-
-impl SettleAfterBoth {
-    fn one_done(&self) {
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.outbox.push(Command::Outcome {
-                link: self.link,
-                delivery_id: self.delivery_id,
-                state: DeliveryState::Accepted,
-            });
-        }
     }
 }
 
@@ -868,14 +846,12 @@ impl Conn {
                     true => self.retain_asked(&msg),
                     false => None,
                 };
-                // settled once the retained copy is on disk too
+                // settled once the retained copy is on disk too: two writes
                 let both = match (&retain, settled) {
-                    (Some(_), false) => Some(Arc::new(SettleAfterBoth {
-                        outbox: self.outbox.clone(),
-                        link,
-                        delivery_id,
-                        remaining: AtomicUsize::new(2),
-                    })),
+                    (Some(_), false) => Some(Arc::new(Countdown::new(
+                        2,
+                        settle_when_durable(&self.outbox, link, delivery_id)(),
+                    ))),
                     _ => None,
                 };
                 if let Some((tenant, value)) = retain {
