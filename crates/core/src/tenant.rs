@@ -212,6 +212,35 @@ impl Tenant {
             .collect()
     }
 
+    /// Stores (or with `None` removes) row `name` of one of the tenant's tables in the
+    /// node's metadata store, through its group-commit writer
+    /// ([`throng_store::MetadataStore::submit`]): `done` runs once the row is on disk, at
+    /// once when the node keeps no metadata.
+    pub fn store_row(
+        &self,
+        table: throng_store::BlobTable,
+        name: &str,
+        value: Option<Vec<u8>>,
+        done: Option<throng_store::Committed>,
+    ) {
+        match &self.metadata {
+            Some(m) => m.submit(
+                throng_store::BlobWrite {
+                    table,
+                    tenant: self.name.clone(),
+                    name: name.to_string(),
+                    value,
+                },
+                done,
+            ),
+            None => {
+                if let Some(done) = done {
+                    done(Ok(()));
+                }
+            }
+        }
+    }
+
     /// Sets (or with `None` clears) the retained message of `topic`; kept in the metadata
     /// store when the node has one, so it survives restarts. The store's write goes to its
     /// group-commit writer: `done` runs once it is on disk (at once without a store), for
@@ -224,22 +253,12 @@ impl Tenant {
     ) {
         let mut retained = crate::sync::lock(&self.retained);
         // written under the lock: the store sees a topic's changes in the memory's order
-        match &self.metadata {
-            Some(m) => m.submit(
-                throng_store::BlobWrite {
-                    table: throng_store::BlobTable::Retained,
-                    tenant: self.name.clone(),
-                    name: topic.to_string(),
-                    value: msg.as_ref().map(|m| m.bytes().to_vec()),
-                },
-                done,
-            ),
-            None => {
-                if let Some(done) = done {
-                    done(Ok(()));
-                }
-            }
-        }
+        self.store_row(
+            throng_store::BlobTable::Retained,
+            topic,
+            msg.as_ref().map(|m| m.bytes().to_vec()),
+            done,
+        );
         match msg {
             Some(m) => {
                 retained.insert(topic.to_string(), m);

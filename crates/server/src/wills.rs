@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use throng_amqp::message::Message;
 use throng_core::{AddressKind, Tenant};
-use throng_store::{BlobTable, BlobWrite, Committed, WillRecord, WillRecordError};
+use throng_store::{BlobTable, Committed, WillRecord, WillRecordError};
 use tracing::{info, warn};
 
 /// A will: the message to publish to `address` when its connection is lost.
@@ -132,22 +132,7 @@ impl Will {
 }
 
 fn write(tenant: &Tenant, key: &str, value: Option<Vec<u8>>, done: Option<Committed>) {
-    match tenant.metadata() {
-        Some(m) => m.submit(
-            BlobWrite {
-                table: BlobTable::Wills,
-                tenant: tenant.name().to_string(),
-                name: key.to_string(),
-                value,
-            },
-            done,
-        ),
-        None => {
-            if let Some(done) = done {
-                done(Ok(()));
-            }
-        }
-    }
+    tenant.store_row(BlobTable::Wills, key, value, done);
 }
 
 /// Reads the wills stored before a restart, with their tenants; unreadable ones and

@@ -33,7 +33,7 @@ use throng_mqtt::codec::{RetainHandling, SubscriptionOptions};
 use throng_mqtt::engine::{OutboundMessage, OutboundState, SessionState};
 use throng_mqtt::topic::{has_wildcard, matches};
 use throng_mqtt::{ByteStr, QoS};
-use throng_store::{BlobTable, BlobWrite, Committed};
+use throng_store::{BlobTable, Committed};
 use tokio::sync::{oneshot, Notify};
 
 /// How the durable subscriptions behind MQTT shared subscriptions are named:
@@ -261,12 +261,9 @@ impl Session {
         awaiting_comp: Vec<u16>,
         done: Option<Committed>,
     ) {
-        if !self.persistent {
+        if !self.persistent || self.tenant.metadata().is_none() {
             return;
         }
-        let Some(m) = self.tenant.metadata() else {
-            return;
-        };
         let stored = StoredSession {
             expiry: self.expiry,
             subscriptions: self
@@ -293,23 +290,14 @@ impl Session {
                 return;
             }
         };
-        m.submit(self.row(Some(bytes)), done);
+        self.tenant
+            .store_row(BlobTable::MqttSessions, &self.client_id, Some(bytes), done);
     }
 
     /// Removes the session from the metadata store.
     fn forget(&self) {
-        if let Some(m) = self.tenant.metadata() {
-            m.submit(self.row(None), None);
-        }
-    }
-
-    fn row(&self, value: Option<Vec<u8>>) -> BlobWrite {
-        BlobWrite {
-            table: BlobTable::MqttSessions,
-            tenant: self.tenant.name().to_string(),
-            name: self.client_id.clone(),
-            value,
-        }
+        self.tenant
+            .store_row(BlobTable::MqttSessions, &self.client_id, None, None);
     }
 
     fn next_id(&mut self) -> u64 {
@@ -480,12 +468,10 @@ impl Sessions {
                 // the previous connection's will (live, or waiting out its delay) is due
                 // now if the session ends here or it has no delay; a resumed session
                 // cancels a delayed will (MQTT-3.1.3-9)
-                let will = s.will.take();
                 if clean {
-                    let ended = s.clear();
-                    will.or(ended)
+                    s.clear()
                 } else {
-                    match will {
+                    match s.will.take() {
                         Some(w) if w.delay > 0 => {
                             w.forget(tenant);
                             None
@@ -594,42 +580,39 @@ impl Sessions {
         }
     }
 
-    /// Publishes the will an unheld session holds after `delay` seconds, unless the
-    /// session was taken (or ended) meanwhile.
-    fn will_after(self: &Arc<Self>, key: (String, String), epoch: u64, delay: u32) {
+    /// Runs `f` after `secs` seconds (with no runtime, never: nothing is timed then).
+    fn after(self: &Arc<Self>, secs: u32, f: impl FnOnce(&Self) + Send + 'static) {
         let me = Arc::clone(self);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                tokio::time::sleep(std::time::Duration::from_secs(delay as u64)).await;
-                let due = {
-                    let entries = me.entries();
-                    entries
-                        .get(&key)
-                        .filter(|e| e.holder.is_none() && e.epoch == epoch)
-                        .and_then(|e| {
-                            let mut s = lock(&e.session);
-                            s.will.take().map(|w| (s.tenant.clone(), w))
-                        })
-                };
-                if let Some((tenant, w)) = due {
-                    w.publish(&tenant);
-                }
+                tokio::time::sleep(std::time::Duration::from_secs(secs as u64)).await;
+                f(&me);
             });
         }
+    }
+
+    /// Publishes the will an unheld session holds after `delay` seconds, unless the
+    /// session was taken (or ended) meanwhile.
+    fn will_after(self: &Arc<Self>, key: (String, String), epoch: u64, delay: u32) {
+        self.after(delay, move |me| {
+            let due = {
+                let entries = me.entries();
+                unheld(&entries, &key, epoch).and_then(|e| {
+                    let mut s = lock(&e.session);
+                    s.will.take().map(|w| (s.tenant.clone(), w))
+                })
+            };
+            if let Some((tenant, w)) = due {
+                w.publish(&tenant);
+            }
+        });
     }
 
     /// Ends the unheld session `key` after `expiry` seconds unless it is taken meanwhile
     /// (`u32::MAX`: never).
     fn expire_after(self: &Arc<Self>, key: (String, String), epoch: u64, expiry: u32) {
-        if expiry == u32::MAX {
-            return;
-        }
-        let me = Arc::clone(self);
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                tokio::time::sleep(std::time::Duration::from_secs(expiry as u64)).await;
-                me.expire(&key, epoch);
-            });
+        if expiry != u32::MAX {
+            self.after(expiry, move |me| me.expire(&key, epoch));
         }
     }
 
@@ -713,10 +696,7 @@ impl Sessions {
 
     fn expire(&self, key: &(String, String), epoch: u64) {
         let mut entries = self.entries();
-        if entries
-            .get(key)
-            .is_some_and(|e| e.holder.is_none() && e.epoch == epoch)
-        {
+        if unheld(&entries, key, epoch).is_some() {
             if let Some(e) = entries.remove(key) {
                 drop(entries);
                 let mut s = lock(&e.session);
@@ -739,21 +719,23 @@ impl Sessions {
         let mut published = 0;
         for (tenant, w) in wills {
             let key = (tenant.name().to_string(), w.client_id.clone());
-            let waiting = w.mqtt
-                && w.delay > 0
-                && match self.entries().get(&key) {
-                    Some(e) => {
-                        let mut s = lock(&e.session);
-                        let wait = w.delay.min(s.expiry) > 0 && s.will.is_none();
-                        if wait {
-                            s.will = Some(Box::new(w.clone()));
-                            self.will_after(key.clone(), e.epoch, w.delay);
-                        }
-                        wait
+            let entries = self.entries();
+            // the will back, unless its restored session keeps it for its delay
+            let due = match entries.get(&key) {
+                Some(e) if w.mqtt && w.delay > 0 => {
+                    let mut s = lock(&e.session);
+                    if w.delay.min(s.expiry) > 0 && s.will.is_none() {
+                        self.will_after(key.clone(), e.epoch, w.delay);
+                        s.will = Some(Box::new(w));
+                        None
+                    } else {
+                        Some(w)
                     }
-                    None => false,
-                };
-            if !waiting {
+                }
+                _ => Some(w),
+            };
+            drop(entries);
+            if let Some(w) = due {
                 w.publish(&tenant);
                 published += 1;
             }
@@ -765,6 +747,18 @@ impl Sessions {
             );
         }
     }
+}
+
+/// The entry of `key` if no connection has taken or released it since `epoch` (a timer
+/// set at `epoch` still applies).
+fn unheld<'a>(
+    entries: &'a HashMap<(String, String), Entry>,
+    key: &(String, String),
+    epoch: u64,
+) -> Option<&'a Entry> {
+    entries
+        .get(key)
+        .filter(|e| e.holder.is_none() && e.epoch == epoch)
 }
 
 /// A persistent session as the metadata store keeps it (JSON).
