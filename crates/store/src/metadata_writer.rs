@@ -4,7 +4,7 @@
 //! one commit instead of each holding a runtime thread through its own.
 
 use crate::metadata::{err, Committed, MetadataError, Row};
-use redb::Database;
+use redb::{Database, TableHandle};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -128,27 +128,46 @@ fn run(db: &Database, rx: Receiver<Job>, backlog: &Backlog) {
     }
 }
 
-/// Applies `jobs` in order in one transaction and commits it (durably).
+/// Applies `jobs` in order in one transaction and commits it (durably). A table stays
+/// open while consecutive jobs write to it (a burst of retained messages opens it once).
 pub(crate) fn commit(db: &Database, jobs: &[Job]) -> Result<(), MetadataError> {
     let tx = db.begin_write().map_err(err)?;
-    for job in jobs {
-        match &job.row {
-            Row::Blob(w) => {
-                let key = format!("{}\0{}", w.tenant, w.name);
-                let mut t = tx.open_table(w.table.definition()).map_err(err)?;
-                match &w.value {
-                    Some(v) => t.insert(key.as_str(), v.as_slice()).map(drop),
-                    None => t.remove(key.as_str()).map(drop),
+    {
+        let mut blobs = None;
+        let mut texts = None;
+        for job in jobs {
+            match &job.row {
+                Row::Blob(w) => {
+                    let t = match &mut blobs {
+                        Some((table, t)) if *table == w.table => t,
+                        slot => {
+                            *slot = None; // one handle per table at a time
+                            let t = tx.open_table(w.table.definition()).map_err(err)?;
+                            &mut slot.insert((w.table, t)).1
+                        }
+                    };
+                    let key = format!("{}\0{}", w.tenant, w.name);
+                    match &w.value {
+                        Some(v) => t.insert(key.as_str(), v.as_slice()).map(drop),
+                        None => t.remove(key.as_str()).map(drop),
+                    }
+                    .map_err(err)?;
                 }
-                .map_err(err)?;
-            }
-            Row::Text { table, key, value } => {
-                let mut t = tx.open_table(*table).map_err(err)?;
-                match value {
-                    Some(v) => t.insert(key.as_str(), v.as_str()).map(drop),
-                    None => t.remove(key.as_str()).map(drop),
+                Row::Text { table, key, value } => {
+                    let t = match &mut texts {
+                        Some((name, t)) if *name == table.name() => t,
+                        slot => {
+                            *slot = None;
+                            let t = tx.open_table(*table).map_err(err)?;
+                            &mut slot.insert((table.name(), t)).1
+                        }
+                    };
+                    match value {
+                        Some(v) => t.insert(key.as_str(), v.as_str()).map(drop),
+                        None => t.remove(key.as_str()).map(drop),
+                    }
+                    .map_err(err)?;
                 }
-                .map_err(err)?;
             }
         }
     }
