@@ -147,7 +147,9 @@ enum Wake {
     Timer,
     SessionChanged,
     Kicked,
-    Waited,
+    /// What the connection waited for happened; `true`: a newer connection took the
+    /// session over while this one waited for its handover.
+    Waited(bool),
 }
 
 /// Serves one MQTT client until it disconnects or fails.
@@ -229,7 +231,7 @@ impl Conn {
                 // not while held: the client's packets (PINGREQ too) wait unread in the
                 // socket then, and a slow disk must not time the client out
                 _ = sleep_until(deadline), if deadline.is_some() && !held => Wake::Timer,
-                _ = waited(&mut self.wait), if held => Wake::Waited,
+                superseded = waited(&mut self.wait), if held => Wake::Waited(superseded),
             };
             match wake {
                 Wake::Wrote(Ok(n)) => io.wrote(n),
@@ -268,12 +270,17 @@ impl Conn {
                     self.handle_events();
                 }
                 Wake::SessionChanged => self.attach_sources(),
-                Wake::Waited => {
+                Wake::Waited(superseded) => {
                     if let Some(Wait {
                         then: Then::Handover(a, _),
                         ..
                     }) = self.wait.take()
                     {
+                        if superseded || self.kicked {
+                            // never accepted: its will was never registered, and the
+                            // kick closes it
+                            continue;
+                        }
                         self.accept(*a);
                         self.handle_events();
                     }
@@ -1023,18 +1030,20 @@ impl Conn {
 }
 
 /// Resolves when what the connection waits for has happened (or, for a handover, its
-/// deadline has passed).
-async fn waited(wait: &mut Option<Wait>) {
+/// deadline has passed), with `true` if the handover will never come because a newer
+/// connection took the session over meanwhile (its sender was dropped).
+async fn waited(wait: &mut Option<Wait>) -> bool {
     match wait {
         Some(Wait {
             done,
             then: Then::Handover(_, deadline),
         }) => {
             let deadline = tokio::time::Instant::from_std(*deadline);
-            let _ = tokio::time::timeout_at(deadline, done).await;
+            matches!(tokio::time::timeout_at(deadline, done).await, Ok(Err(_)))
         }
         Some(Wait { done, .. }) => {
             let _ = done.await;
+            false
         }
         None => std::future::pending().await,
     }

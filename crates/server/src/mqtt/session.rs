@@ -453,13 +453,18 @@ impl Sessions {
         let mut entries = self.entries();
         if let Some(e) = entries.get_mut(&key) {
             let mut previous = None;
-            if let Some(h) = e.holder.take() {
+            // a connection still waiting for a handover never took the state: the one it
+            // waits for still has it, so the new connection waits for that one instead
+            // (dropping the sender tells the waiting connection it was superseded)
+            let pending = e.handover.take().map(|(from, _)| from);
+            let kicked = e.holder.take().map(|h| {
                 h.kick.notify_one();
-                if !clean {
-                    let (tx, rx) = oneshot::channel();
-                    e.handover = Some((h.conn, tx));
-                    previous = Some(rx);
-                }
+                h.conn
+            });
+            if let (false, Some(from)) = (clean, pending.or(kicked)) {
+                let (tx, rx) = oneshot::channel();
+                e.handover = Some((from, tx));
+                previous = Some(rx);
             }
             e.epoch += 1;
             e.holder = Some(Holder { conn, kick });
@@ -536,7 +541,12 @@ impl Sessions {
             // taken over: the new holder owns the session and waits for our state
             if let Some((_, tx)) = e.handover.take_if(|(from, _)| *from == conn) {
                 if let Some(p) = protocol {
-                    lock(&e.session).protocol = p;
+                    let mut s = lock(&e.session);
+                    s.protocol = p;
+                    if e.holder.is_none() && s.expiry != 0 {
+                        // the connection that waited for it is gone too
+                        s.persist();
+                    }
                 }
                 let _ = tx.send(());
             }
@@ -780,4 +790,97 @@ struct StoredSubscription {
     retain_as_published: bool,
     retain_handling: u8,
     id: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A session registry, a tenant without a metadata store, and a persistent session
+    /// for client `c` held by connection 1.
+    fn held_by_first() -> (Arc<Sessions>, Arc<Tenant>, Opened) {
+        let sessions = Arc::new(Sessions::new(MqttConfig::default()));
+        let tenant = Arc::new(Tenant::new("t", true, vec![]));
+        let first = sessions.open(&tenant, "c", 1, Arc::new(Notify::new()), true);
+        lock(&first.session).expiry = 300;
+        (sessions, tenant, first)
+    }
+
+    fn resume(sessions: &Sessions, tenant: &Arc<Tenant>, conn: u64) -> Opened {
+        sessions.open(tenant, "c", conn, Arc::new(Notify::new()), false)
+    }
+
+    /// The QoS 2 state connection 1 holds: packet id 9 awaiting PUBREL.
+    fn awaiting_pubrel() -> SessionState {
+        SessionState {
+            inbound_qos2: vec![9],
+            ..SessionState::default()
+        }
+    }
+
+    fn superseded(rx: &mut oneshot::Receiver<()>) -> bool {
+        rx.try_recv() == Err(oneshot::error::TryRecvError::Closed)
+    }
+
+    #[test]
+    fn a_takeover_of_a_waiting_connection_waits_for_the_one_with_the_state() {
+        let (sessions, tenant, _first) = held_by_first();
+        let mut second = resume(&sessions, &tenant, 2)
+            .previous
+            .expect("2 waits for 1");
+        let third = resume(&sessions, &tenant, 3);
+        let mut waits = third.previous.expect("3 waits too");
+        assert!(superseded(&mut second), "2 learns it was taken over");
+        // 2 ends without ever having taken the state; then 1 hands its state over
+        sessions.release(&tenant, "c", 2, true, None);
+        assert!(waits.try_recv().is_err(), "2 had nothing to hand over");
+        sessions.release(&tenant, "c", 1, true, Some(awaiting_pubrel()));
+        assert_eq!(waits.try_recv(), Ok(()));
+        assert_eq!(lock(&third.session).protocol, awaiting_pubrel());
+    }
+
+    #[test]
+    fn a_clean_start_takeover_ends_a_pending_handover() {
+        let (sessions, tenant, _first) = held_by_first();
+        let mut second = resume(&sessions, &tenant, 2)
+            .previous
+            .expect("2 waits for 1");
+        let clean = sessions.open(&tenant, "c", 3, Arc::new(Notify::new()), true);
+        assert!(clean.previous.is_none() && !clean.present);
+        assert!(superseded(&mut second));
+        sessions.release(&tenant, "c", 1, true, Some(awaiting_pubrel()));
+        assert_eq!(
+            lock(&clean.session).protocol,
+            SessionState::default(),
+            "the old state stays out of the new session"
+        );
+    }
+
+    #[test]
+    fn a_resume_after_the_waiting_connection_left_still_gets_the_state() {
+        let (sessions, tenant, _first) = held_by_first();
+        let _second = resume(&sessions, &tenant, 2)
+            .previous
+            .expect("2 waits for 1");
+        sessions.release(&tenant, "c", 2, true, None);
+        let fourth = resume(&sessions, &tenant, 4);
+        let mut waits = fourth
+            .previous
+            .expect("1 still has the state: 4 waits for it");
+        sessions.release(&tenant, "c", 1, true, Some(awaiting_pubrel()));
+        assert_eq!(waits.try_recv(), Ok(()));
+        assert_eq!(lock(&fourth.session).protocol, awaiting_pubrel());
+    }
+
+    #[test]
+    fn state_handed_over_after_everyone_left_stays_in_the_session() {
+        let (sessions, tenant, _first) = held_by_first();
+        let session = resume(&sessions, &tenant, 2).session;
+        sessions.release(&tenant, "c", 2, true, None);
+        sessions.release(&tenant, "c", 1, true, Some(awaiting_pubrel()));
+        assert_eq!(lock(&session).protocol, awaiting_pubrel());
+        let back = resume(&sessions, &tenant, 5);
+        assert!(back.present && back.previous.is_none());
+        assert_eq!(lock(&back.session).protocol, awaiting_pubrel());
+    }
 }
