@@ -19,6 +19,13 @@ pub(crate) fn blocking<R>(store: &throng_store::MetadataStore, f: impl FnOnce() 
     if store.writes_waiting() == 0 {
         return f();
     }
+    off_worker(f)
+}
+
+/// Runs `f`, which may block for long, so that a tokio worker running it first hands its
+/// other tasks to another thread (`block_in_place`; elsewhere `f` just runs): one stalled
+/// connection must not stall every connection that shares its worker.
+pub(crate) fn off_worker<R>(f: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(f)

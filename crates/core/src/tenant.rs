@@ -224,15 +224,21 @@ impl Tenant {
         done: Option<throng_store::Committed>,
     ) {
         match &self.metadata {
-            Some(m) => m.submit(
-                throng_store::BlobWrite {
+            Some(m) => {
+                let write = throng_store::BlobWrite {
                     table,
                     tenant: self.name.clone(),
                     name: name.to_string(),
                     value,
-                },
-                done,
-            ),
+                };
+                if m.backlog_full() {
+                    // the disk is behind: this producer waits (its connection reads
+                    // nothing meanwhile), the node's other connections go on
+                    crate::sync::off_worker(|| m.submit(write, done))
+                } else {
+                    m.submit(write, done)
+                }
+            }
             None => {
                 if let Some(done) = done {
                     done(Ok(()));

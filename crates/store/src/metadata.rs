@@ -154,6 +154,12 @@ impl MetadataStore {
         self.backlog.bytes()
     }
 
+    /// Whether a [`MetadataStore::submit`] now would wait for room: a caller on an async
+    /// runtime hands its worker over first, so that other connections keep running.
+    pub fn backlog_full(&self) -> bool {
+        self.backlog.full()
+    }
+
     /// Queues `write` for the writer thread's next transaction and returns — at once,
     /// unless more than the backlog limit is waiting to be committed, then once there is
     /// room; `done` runs on the writer thread after the commit. Writes are applied in the

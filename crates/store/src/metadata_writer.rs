@@ -61,6 +61,11 @@ impl Backlog {
         self.room.notify_all();
     }
 
+    /// Whether a submitter would wait now.
+    pub fn full(&self) -> bool {
+        self.bytes() > self.limit
+    }
+
     /// Bytes submitted and not yet committed.
     pub fn bytes(&self) -> usize {
         *self.bytes.lock().unwrap_or_else(|e| e.into_inner())
