@@ -5,8 +5,9 @@
 //! (without them) and uses it to decide which segments can be deleted and which
 //! messages to copy forward out of a segment that pins the journal.
 
+use crate::record::RECORD_HEADER_LEN;
+use crate::seq_map::SeqMap;
 use std::collections::{BTreeMap, HashMap};
-use std::mem;
 
 /// Where a record sits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +28,45 @@ pub(crate) struct Entry {
 /// Live messages per queue, in sequence order.
 pub(crate) type LiveMessages = BTreeMap<String, Vec<(u64, Entry)>>;
 
+/// An [`Entry`] as the index keeps it: 24 bytes rather than 32, since there is one per
+/// message the journal holds (the record's body length fits a `u32`, [`MAX_BODY_LEN`]).
+///
+/// [`MAX_BODY_LEN`]: crate::record::MAX_BODY_LEN
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    segment: u64,
+    offset: u64,
+    body_len: u32,
+    delivery_count: u32,
+}
+
+impl Slot {
+    fn new(loc: Loc, delivery_count: u32) -> Self {
+        let body = loc.len.saturating_sub(RECORD_HEADER_LEN as u64);
+        Slot {
+            segment: loc.segment,
+            offset: loc.offset,
+            body_len: u32::try_from(body).unwrap_or(u32::MAX),
+            delivery_count,
+        }
+    }
+
+    fn loc(&self) -> Loc {
+        Loc {
+            segment: self.segment,
+            offset: self.offset,
+            len: u64::from(self.body_len) + RECORD_HEADER_LEN as u64,
+        }
+    }
+
+    fn entry(&self) -> Entry {
+        Entry {
+            loc: self.loc(),
+            delivery_count: self.delivery_count,
+        }
+    }
+}
+
 /// Per-segment accounting.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct SegmentUsage {
@@ -42,7 +82,7 @@ pub(crate) struct SegmentUsage {
 /// builds it; the writer keeps it current.
 #[derive(Debug, Default)]
 pub(crate) struct LiveIndex {
-    queues: HashMap<String, HashMap<u64, Entry>>,
+    queues: HashMap<String, SeqMap<Slot>>,
     segments: BTreeMap<u64, SegmentUsage>,
 }
 
@@ -89,33 +129,29 @@ impl LiveIndex {
     where
         Q: AsRef<str> + Into<String>,
     {
-        let entry = Entry {
-            loc,
-            delivery_count: 0,
+        let slot = Slot::new(loc, 0);
+        let added = match self.queues.get_mut(queue.as_ref()) {
+            Some(msgs) => msgs.insert_new(seq, slot),
+            None => self
+                .queues
+                .entry(queue.into())
+                .or_default()
+                .insert_new(seq, slot),
         };
-        match self.queues.get_mut(queue.as_ref()) {
-            Some(msgs) => {
-                if msgs.contains_key(&seq) {
-                    return true;
-                }
-                msgs.insert(seq, entry);
-            }
-            None => {
-                self.queues
-                    .insert(queue.into(), HashMap::from([(seq, entry)]));
-            }
+        if added {
+            self.hold(loc);
         }
-        self.hold(loc);
-        false
+        !added
     }
 
     /// Copy-forward wrote the live message again at `loc` (with its delivery count):
     /// the entry moves there, releasing the older segment. Returns whether it was live.
     pub fn relocate(&mut self, queue: &str, seq: u64, loc: Loc) -> bool {
-        let Some(e) = self.queues.get_mut(queue).and_then(|m| m.get_mut(&seq)) else {
+        let Some(e) = self.queues.get_mut(queue).and_then(|m| m.get_mut(seq)) else {
             return false;
         };
-        let old = mem::replace(&mut e.loc, loc);
+        let old = e.loc();
+        *e = Slot::new(loc, e.delivery_count);
         self.release(old);
         self.hold(loc);
         true
@@ -126,23 +162,19 @@ impl LiveIndex {
         let Some(msgs) = self.queues.get_mut(queue) else {
             return false;
         };
-        let Some(e) = msgs.remove(&seq) else {
+        let Some(e) = msgs.remove(seq) else {
             return false;
         };
         if msgs.is_empty() {
             self.queues.remove(queue);
-        } else if msgs.capacity() > 4096 && msgs.len() < msgs.capacity() / 8 {
-            // a drained deep queue gives its slots back (halving each time it has shrunk
-            // to an eighth, so alternating growth and drain cost amortized O(1))
-            msgs.shrink_to(msgs.len() * 2);
         }
-        self.release(e.loc);
+        self.release(e.loc());
         true
     }
 
     /// The message's delivery count is now `count`. Returns whether it was live.
     pub fn set_delivery_count(&mut self, queue: &str, seq: u64, count: u32) -> bool {
-        match self.queues.get_mut(queue).and_then(|m| m.get_mut(&seq)) {
+        match self.queues.get_mut(queue).and_then(|m| m.get_mut(seq)) {
             Some(e) => {
                 e.delivery_count = count;
                 true
@@ -156,11 +188,10 @@ impl LiveIndex {
         let Some(msgs) = self.queues.remove(queue) else {
             return 0;
         };
-        let n = msgs.len();
-        for e in msgs.into_values() {
-            self.release(e.loc);
+        for e in msgs.values() {
+            self.release(e.loc());
         }
-        n
+        msgs.len()
     }
 
     /// The live messages stored in `segment`, in file order: what copy-forward must move.
@@ -170,24 +201,24 @@ impl LiveIndex {
             .iter()
             .flat_map(|(q, msgs)| {
                 msgs.iter()
-                    .filter(|(_, e)| e.loc.segment == segment)
-                    .map(move |(seq, e)| (q.clone(), *seq, e.loc, e.delivery_count))
+                    .filter(|(_, e)| e.segment == segment)
+                    .map(move |(seq, e)| (q.clone(), seq, e.loc(), e.delivery_count))
             })
             .collect();
         out.sort_unstable_by_key(|(_, _, loc, _)| loc.offset);
         out
     }
 
-    /// Slots allocated for live messages across queues (for tests of shrinking).
+    /// Bytes allocated for live messages' entries across queues (for tests of memory).
     #[cfg(test)]
-    pub fn capacity(&self) -> usize {
-        self.queues.values().map(HashMap::capacity).sum()
+    pub fn entry_bytes(&self) -> usize {
+        self.queues.values().map(SeqMap::value_bytes).sum()
     }
 
     /// Live messages in total.
     #[cfg(test)]
     pub fn live(&self) -> usize {
-        self.queues.values().map(HashMap::len).sum()
+        self.queues.values().map(SeqMap::len).sum()
     }
 
     /// Splits into the live messages, per queue in sequence order (for recovery), and
@@ -195,8 +226,7 @@ impl LiveIndex {
     pub fn into_parts(self) -> (LiveMessages, LiveIndex) {
         let mut out = BTreeMap::new();
         for (queue, msgs) in &self.queues {
-            let mut list: Vec<(u64, Entry)> = msgs.iter().map(|(s, e)| (*s, e.clone())).collect();
-            list.sort_unstable_by_key(|(seq, _)| *seq);
+            let list: Vec<(u64, Entry)> = msgs.iter().map(|(s, e)| (s, e.entry())).collect();
             out.insert(queue.clone(), list);
         }
         (out, self)
@@ -214,16 +244,19 @@ mod tests {
         for seq in 0..100_000u64 {
             ix.enqueue("q", seq, loc(1, 24 + seq * 100));
         }
-        let full = ix.capacity();
-        assert!(full >= 100_000);
+        let full = ix.entry_bytes();
+        assert!(
+            full <= 100_000 * 24,
+            "24 bytes an entry when full: {full} for 100,000"
+        );
         for seq in 0..99_990u64 {
             assert!(ix.ack("q", seq));
         }
         assert_eq!(ix.live(), 10);
         assert!(
-            ix.capacity() <= 4096,
-            "{} slots left of {full}",
-            ix.capacity()
+            ix.entry_bytes() <= 64 * 24,
+            "{} bytes left of {full}",
+            ix.entry_bytes()
         );
     }
 

@@ -78,6 +78,7 @@ mod record;
 mod recovery;
 mod restore;
 mod segment;
+mod seq_map;
 mod will_record;
 mod writer;
 
