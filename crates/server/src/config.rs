@@ -10,6 +10,10 @@ use throng_core::{AddressKind, AddressOptions, Op, Permission, Tenant, User};
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub data_dir: Option<PathBuf>,
+    /// Threads that run connections (tokio workers); default one per CPU core. A node
+    /// that carries little traffic spends less CPU per message on one: with several,
+    /// an idle worker is woken to share every burst of work (docs/BENCHMARKS.md, MQTT).
+    pub worker_threads: Option<std::num::NonZeroUsize>,
     pub listeners: Option<Listeners>,
     #[serde(default)]
     pub mqtt: MqttConfig,
@@ -277,6 +281,15 @@ mod tests {
         assert_eq!(c.mqtt.max_keep_alive, 60);
         let err = Config::parse("[mqtt]\nkeepalive = 60\n").unwrap_err();
         assert!(err.to_string().contains("keepalive"), "{err}");
+    }
+
+    #[test]
+    fn worker_threads_is_a_positive_count() {
+        assert_eq!(Config::parse("").unwrap().worker_threads, None);
+        let c = Config::parse("worker_threads = 1\n").unwrap();
+        assert_eq!(c.worker_threads.map(|n| n.get()), Some(1));
+        let err = Config::parse("worker_threads = 0\n").unwrap_err();
+        assert!(err.to_string().contains("worker_threads"), "{err}");
     }
 
     #[test]

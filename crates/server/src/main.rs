@@ -65,16 +65,6 @@ fn main() -> ExitCode {
         // colour codes only for a terminal: logs in files and pipes stay greppable
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("throng: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let result = match cli.command {
         Commands::Serve {
             config,
@@ -94,6 +84,9 @@ fn main() -> ExitCode {
                 },
                 None => config::Config::default(),
             };
+            let Some(runtime) = runtime(cfg.worker_threads.map(std::num::NonZeroUsize::get)) else {
+                return ExitCode::FAILURE;
+            };
             runtime.block_on(serve::serve(
                 cfg,
                 serve::ServeOverrides {
@@ -105,13 +98,34 @@ fn main() -> ExitCode {
                 },
             ))
         }
-        Commands::Bench(args) => runtime.block_on(throng_bench::run(args)),
+        Commands::Bench(args) => match runtime(None) {
+            Some(runtime) => runtime.block_on(throng_bench::run(args)),
+            None => return ExitCode::FAILURE,
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("throng: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The multi-threaded runtime, with `workers` threads (default: tokio's, one per core,
+/// or `TOKIO_WORKER_THREADS`).
+fn runtime(workers: Option<usize>) -> Option<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    // named, so `top -H` and /proc tell them apart (blocking-pool threads share the name)
+    b.thread_name("throng-worker");
+    if let Some(n) = workers {
+        b.worker_threads(n);
+    }
+    match b.enable_all().build() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("throng: cannot start the runtime: {e}");
+            None
         }
     }
 }
