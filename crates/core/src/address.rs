@@ -2,7 +2,7 @@
 
 use crate::anycast::Anycast;
 use crate::multicast::Multicast;
-use crate::queue::{OnDurable, Queue, Stored};
+use crate::queue::{OnDurable, Queue, Stored, Written};
 use crate::topic::Topic;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -65,19 +65,20 @@ impl Address {
 impl Address {
     /// Publishes a message no producer waits for (a will: its connection is gone).
     /// Queues and topics store it; anycast and multicast forward it to consumers that
-    /// can take it now. `then` runs once the message is on disk where it is journaled,
-    /// or at once when nothing journals it (not durable, no durable subscription,
-    /// forwarded, refused); if a journal write fails it never runs. Returns whether
-    /// anything took it.
+    /// can take it now. `then` runs once the message is on disk where it is journaled
+    /// (or the journal failed first: [`Written::Failed`]), or at once with
+    /// [`Written::Durable`] when nothing journals it (not durable, no durable
+    /// subscription, forwarded, refused); if the journal refuses the write it never runs.
+    /// Returns whether anything took it.
     pub fn publish_unattended(&self, msg: Message, then: Option<OnDurable>) -> bool {
         let scratch = || std::sync::Arc::new(crate::outbox::Outbox::new());
         let then = std::sync::Mutex::new(then);
         let take = || crate::sync::lock(&then).take();
         let make = || -> OnDurable {
             let t = take();
-            Box::new(move || {
+            Box::new(move |w| {
                 if let Some(t) = t {
-                    t()
+                    t(w)
                 }
             })
         };
@@ -109,7 +110,7 @@ impl Address {
         if stored != Stored::WhenDurable {
             // not journaled: nothing will call back (a failed write keeps `then` away)
             if let (Some(t), false) = (take(), stored == Stored::Failed) {
-                t();
+                t(Written::Durable);
             }
         }
         taken

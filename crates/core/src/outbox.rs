@@ -8,7 +8,21 @@ use std::sync::Mutex;
 use throng_amqp::definitions::{DeliveryState, Error};
 use throng_amqp::engine::LinkId;
 use throng_amqp::message::Message;
+use throng_store::Written;
 use tokio::sync::Notify;
+
+/// How a producer's delivery is settled once its journal write is done.
+pub fn written_outcome(w: Written) -> DeliveryState {
+    match w {
+        Written::Durable => DeliveryState::Accepted,
+        Written::Failed => DeliveryState::Rejected(throng_amqp::definitions::Rejected {
+            error: Some(Error::new(
+                throng_amqp::definitions::condition::INTERNAL_ERROR,
+                "the message store failed",
+            )),
+        }),
+    }
+}
 
 /// Work for a connection task.
 #[derive(Debug)]
@@ -51,6 +65,24 @@ impl Outbox {
     /// A new, empty outbox.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The journal callback that settles delivery `delivery_id` of producer link `link`:
+    /// `accepted` once the message is on disk; `rejected` with `amqp:internal-error` if
+    /// the journal failed first (a full disk), so the producer hears instead of waiting.
+    pub fn settle_when_written(
+        self: &std::sync::Arc<Self>,
+        link: LinkId,
+        delivery_id: u32,
+    ) -> crate::queue::OnDurable {
+        let outbox = self.clone();
+        Box::new(move |w| {
+            outbox.push(Command::Outcome {
+                link,
+                delivery_id,
+                state: written_outcome(w),
+            })
+        })
     }
 
     /// Queues a command, waking the connection task when the queue was empty.

@@ -24,14 +24,17 @@ use throng_amqp::engine::LinkId;
 use throng_amqp::message::Message;
 use throng_idmap::IdMap;
 use throng_selector::Selector;
+pub use throng_store::Written;
 use throng_store::{Journal, PageStore, PagedMeta, Record, DEFAULT_PAGE_FILE_BYTES};
 
 /// Messages a dispatch with selectors looks at, at most, before it yields (bounds the
 /// time a queue lock is held when consumers' selectors match little).
 const SELECTOR_SCAN_LIMIT: usize = 10_000;
 
-/// Runs once a durable message is on disk (settles its producer).
-pub type OnDurable = Box<dyn FnOnce() + Send>;
+/// Runs once a durable message is on disk (settles its producer), or with
+/// [`Written::Failed`] if the journal failed before it was (the producer is then told the
+/// store failed instead of waiting for ever).
+pub type OnDurable = throng_store::OnWritten;
 
 /// Makes the [`OnDurable`] callback, called only for a message that is journaled, so
 /// non-durable messages cost no allocation.
@@ -270,6 +273,9 @@ struct State {
     pages: Option<PageStore>,
     /// Whether a page-file failure has been logged (once per queue).
     page_error_logged: bool,
+    /// Whether a refused journal append has been logged (once per queue: after a
+    /// failure the journal refuses every write, and each producer is told anyway).
+    journal_error_logged: bool,
     blocked: Vec<(Arc<Outbox>, LinkId)>,
 }
 
@@ -320,6 +326,7 @@ impl Queue {
                 mem_bytes: 0,
                 pages: None,
                 page_error_logged: false,
+                journal_error_logged: false,
                 blocked: Vec::new(),
             }),
         }
@@ -726,7 +733,9 @@ impl Queue {
             match p.journal.append(rec, on_durable.map(|make| make())) {
                 Ok(()) => stored = Stored::WhenDurable,
                 Err(e) => {
-                    tracing::error!(queue = %self.name, "journal append failed: {e}");
+                    if !std::mem::replace(&mut st.journal_error_logged, true) {
+                        tracing::error!(queue = %self.name, "journal append failed: {e}; durable messages are refused");
+                    }
                     return (Stored::Failed, st.bytes < self.max_bytes);
                 }
             }

@@ -5,7 +5,7 @@
 //! its consumers and keeps collecting messages while they are away; its queue journals
 //! durable messages under the key `tenant/topic::sub::name`.
 
-use crate::queue::{MakeOnDurable, OnDurable, Persistence, Prepared, Queue, Stored};
+use crate::queue::{MakeOnDurable, OnDurable, Persistence, Prepared, Queue, Stored, Written};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -190,9 +190,9 @@ impl Topic {
         };
         let one_copy_done = || -> OnDurable {
             let c = countdown.clone();
-            Box::new(move || {
+            Box::new(move |w| {
                 if let Some(c) = c {
-                    c.one_done()
+                    c.one_done(w)
                 }
             })
         };
@@ -222,23 +222,35 @@ impl Topic {
 /// copies; a retained message's metadata write and its journaled copies).
 pub struct Countdown {
     remaining: AtomicUsize,
+    /// Whether one of the writes failed: then so did the whole.
+    failed: std::sync::atomic::AtomicBool,
     done: Mutex<Option<OnDurable>>,
 }
 
 impl Countdown {
-    /// A countdown from `writes` that runs `done` when it reaches zero.
+    /// A countdown from `writes` that runs `done` when it reaches zero: with
+    /// [`Written::Durable`] if every write was, else [`Written::Failed`].
     pub fn new(writes: usize, done: OnDurable) -> Self {
         Countdown {
             remaining: AtomicUsize::new(writes),
+            failed: std::sync::atomic::AtomicBool::new(false),
             done: Mutex::new(Some(done)),
         }
     }
 
-    /// One of the writes is durable.
-    pub fn one_done(&self) {
+    /// One of the writes is done, as `w` says.
+    pub fn one_done(&self, w: Written) {
+        if w == Written::Failed {
+            self.failed.store(true, Ordering::Release);
+        }
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
             if let Some(cb) = crate::sync::lock(&self.done).take() {
-                cb();
+                let failed = self.failed.load(Ordering::Acquire);
+                cb(if failed {
+                    Written::Failed
+                } else {
+                    Written::Durable
+                });
             }
         }
     }

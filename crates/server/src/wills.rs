@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use throng_amqp::message::Message;
 use throng_core::{AddressKind, Tenant};
-use throng_store::{BlobTable, Committed, WillRecord, WillRecordError};
+use throng_store::{BlobTable, Committed, WillRecord, WillRecordError, Written};
 use tracing::{info, warn};
 
 /// A will: the message to publish to `address` when its connection is lost.
@@ -126,7 +126,13 @@ impl Will {
             tenant.set_retained(&self.address, Some(self.message.clone()), None);
         }
         let (t, key) = (tenant.clone(), self.key.clone());
-        let forget = Box::new(move || write(&t, &key, None, None));
+        // forgotten only once its copies are on disk: if the journal failed, it stays
+        // stored and the next start publishes it again
+        let forget = Box::new(move |w| {
+            if w == Written::Durable {
+                write(&t, &key, None, None)
+            }
+        });
         address.publish_unattended(self.message.clone(), Some(forget));
     }
 }

@@ -10,12 +10,12 @@
 mod common;
 
 use bytes::Bytes;
-use common::{Node, TempDir};
+use common::{durable_message as durable, Node, TempDir};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use throng_amqp::definitions::{DeliveryState, Header};
-use throng_amqp::message::{Body, MessageBuilder};
+use throng_amqp::definitions::DeliveryState;
+use throng_amqp::message::Body;
 use throng_client::{ConnectOptions, Connection, ReceiverOptions, SenderOptions};
 
 const CONFIG: &str =
@@ -30,16 +30,6 @@ fn env_count(name: &str, default: usize) -> usize {
         },
         Err(_) => default,
     }
-}
-
-fn durable(body: String) -> Bytes {
-    MessageBuilder::new()
-        .header(Header {
-            durable: Some(true),
-            ..Header::default()
-        })
-        .data(Bytes::from(body))
-        .encode()
 }
 
 /// A tiny deterministic-per-run random source (no extra dependency).
@@ -337,7 +327,7 @@ async fn addresses_created_on_first_use_outlive_a_restart() {
         .open_sender(Some("alerts"), SenderOptions::default())
         .await
         .unwrap();
-    s.send(durable("fire".into())).await.unwrap();
+    s.send(durable("fire")).await.unwrap();
     for r in [&mut a, &mut b] {
         let d = r.recv_timeout(Duration::from_secs(5)).await.unwrap();
         assert_eq!(

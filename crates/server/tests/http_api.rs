@@ -210,14 +210,9 @@ async fn purged_durable_messages_stay_gone_after_a_restart() {
         .await
         .expect("sender");
     for _ in 0..50 {
-        let m = MessageBuilder::new()
-            .header(Header {
-                durable: Some(true),
-                ..Header::default()
-            })
-            .data(&b"job"[..])
-            .encode();
-        s.send(m).await.expect("send");
+        s.send(common::durable_message(&b"job"[..]))
+            .await
+            .expect("send");
     }
     let web = node.listeners["http"].clone();
     let (status, body) = http(

@@ -17,7 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use throng_store::{Journal, JournalConfig, Record};
+use throng_store::{Journal, JournalConfig, Record, Written};
 
 struct Args {
     threads: Vec<usize>,
@@ -126,7 +126,7 @@ fn run(args: &Args, threads: usize, window: u64) {
                     journal
                         .append(
                             record,
-                            Some(Box::new(move || {
+                            Some(Box::new(move |_: Written| {
                                 settled.fetch_add(1, Ordering::Relaxed);
                                 w2.release();
                             })),

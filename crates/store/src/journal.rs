@@ -10,7 +10,9 @@ use std::time::Instant;
 use crate::recovery;
 use crate::restore::{RecoveredRef, RecoveryReader, ReplayStats};
 use crate::writer::{Shared, Writer};
-use crate::{JournalConfig, JournalStats, Record, Recovered, RecoveredMessage, StoreError};
+use crate::{
+    JournalConfig, JournalStats, OnWritten, Record, Recovered, RecoveredMessage, StoreError,
+};
 use std::collections::BTreeMap;
 
 /// Subdirectory of the journal directory holding queues' page files.
@@ -153,23 +155,21 @@ impl Journal {
         Ok((journal, reader))
     }
 
-    /// Appends a record; `on_durable` runs (on the journal's writer thread) once the
-    /// record is written and, if `cfg.fsync`, fsync'ed. Never blocks on I/O: records go
+    /// Appends a record; `on_durable` runs (on the journal's writer thread) with
+    /// [`Written::Durable`](crate::Written::Durable) once the record is written and, if `cfg.fsync`, fsync'ed. Never blocks on I/O: records go
     /// to the writer thread, which group-commits — it takes everything queued, writes
     /// it with one write (or a few, at segment boundaries), one fdatasync for the whole
     /// batch, then runs all the batch's callbacks in append order.
     ///
     /// Callbacks should be quick (hand the news to another task): the next batch waits
     /// for them. A callback that panics is logged and the journal carries on. If the
-    /// journal fails, callbacks of records not yet durable are dropped without running.
+    /// journal fails, callbacks of records not yet durable run with [`Written::Failed`](crate::Written::Failed)
+    /// (the record may or may not be on disk; recovery decides). When `append` itself
+    /// returns `Err`, `on_durable` is dropped without running: the caller knows.
     ///
     /// Returns `Err` only if the journal has failed or closed, or the record cannot be
     /// represented (a queue name over 65535 bytes: `Io` with `InvalidInput`).
-    pub fn append(
-        &self,
-        record: Record,
-        on_durable: Option<Box<dyn FnOnce() + Send>>,
-    ) -> Result<(), StoreError> {
+    pub fn append(&self, record: Record, on_durable: Option<OnWritten>) -> Result<(), StoreError> {
         self.inner.shared.append(record, on_durable)
     }
 

@@ -87,6 +87,19 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use crc::{crc32c, Crc32c};
+
+/// What became of a journaled record, as its [`OnWritten`] callback hears it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// On disk (fsync'ed when the journal syncs): it survives a crash.
+    Durable,
+    /// The journal failed (a write or fsync error, a full disk) before the record was
+    /// known to be on disk: whoever waits for it must not be told it is safe.
+    Failed,
+}
+
+/// Runs once a journaled record is durable, or once the journal has failed before it was.
+pub type OnWritten = Box<dyn FnOnce(Written) + Send>;
 pub use journal::Journal;
 pub use metadata::{
     BlobTable, BlobWrite, Committed, MetadataError, MetadataStore, SubscriptionRecord,

@@ -25,12 +25,12 @@ use crate::index::{LiveIndex, Loc};
 use crate::record::Record;
 use crate::segment::{self, SEGMENT_HEADER_LEN};
 
-use crate::{JournalConfig, JournalStats, StoreError};
+use crate::{JournalConfig, JournalStats, StoreError, Written};
 
 mod reclaim;
 
 /// A durability callback.
-pub(crate) type Callback = Box<dyn FnOnce() + Send>;
+pub(crate) type Callback = crate::OnWritten;
 
 /// Past this, a batch buffer is freed after use instead of kept for the next batch,
 /// so a burst does not pin memory.
@@ -376,11 +376,7 @@ impl Writer {
                 self.fail(e, batch.callbacks);
                 return;
             }
-            for cb in batch.callbacks.drain(..) {
-                if catch_unwind(AssertUnwindSafe(cb)).is_err() {
-                    error!("journal: a durability callback panicked; the journal carries on");
-                }
-            }
+            run_callbacks(batch.callbacks.drain(..), Written::Durable);
             if !self.shared.reclaim_held.load(Relaxed) {
                 if let Err(e) = self.reclaim() {
                     self.fail(e, Vec::new());
@@ -457,8 +453,8 @@ impl Writer {
         self.spare_callbacks = batch.callbacks;
     }
 
-    /// The writer cannot go on: refuse everything from now on, drop the callbacks of
-    /// records that are not durable (they never run), wake `sync()` waiters.
+    /// The writer cannot go on: refuse everything from now on, tell the callbacks of
+    /// records that are not durable that they never will be, wake `sync()` waiters.
     fn fail(&mut self, e: io::Error, callbacks: Vec<Callback>) {
         error!(error = %e, dir = %self.dir.display(), "journal: write failed; the journal refuses further records");
         let pending = {
@@ -469,9 +465,8 @@ impl Writer {
             self.shared.done.notify_all();
             mem::take(&mut st.callbacks)
         };
-        // Dropped outside the lock: a callback may own the last journal handle.
-        drop(callbacks);
-        drop(pending);
+        // Run outside the lock: a callback may own the last journal handle.
+        run_callbacks(callbacks.into_iter().chain(pending), Written::Failed);
     }
 
     /// Writes encoded records, starting new segments as needed, and applies their
@@ -543,5 +538,14 @@ impl Writer {
         self.reclaim_enabled = true;
         debug!(segment = id, "journal: new segment");
         Ok(())
+    }
+}
+
+/// Runs durability callbacks in order; one that panics is logged and the rest still run.
+fn run_callbacks(callbacks: impl Iterator<Item = Callback>, outcome: Written) {
+    for cb in callbacks {
+        if catch_unwind(AssertUnwindSafe(|| cb(outcome))).is_err() {
+            error!("journal: a durability callback panicked; the journal carries on");
+        }
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use throng_store::{JournalConfig, Record, StoreError, DEFAULT_SEGMENT_BYTES};
+use throng_store::{JournalConfig, Record, StoreError, Written, DEFAULT_SEGMENT_BYTES};
 
 #[test]
 fn config_defaults() {
@@ -142,7 +142,7 @@ fn group_commit_many_producers() {
                 for i in 0..PER_THREAD {
                     let done = Arc::clone(&done);
                     let order = Arc::clone(&order);
-                    let cb = Box::new(move || {
+                    let cb = Box::new(move |_: Written| {
                         order.lock().unwrap()[t as usize].push(i);
                         done.fetch_add(1, Ordering::Relaxed);
                     });
@@ -192,7 +192,7 @@ fn callback_runs_after_the_record_is_on_disk() {
     let (tx, rx) = mpsc::channel();
     j.append(
         enqueue("t/q", 1, 10),
-        Some(Box::new(move || tx.send(()).unwrap())),
+        Some(Box::new(move |_: Written| tx.send(()).unwrap())),
     )
     .unwrap();
     rx.recv_timeout(Duration::from_secs(10)).unwrap();
@@ -257,7 +257,7 @@ fn drop_flushes_and_stops_cleanly() {
             clone
                 .append(
                     enqueue("t/q", s, 30),
-                    Some(Box::new(move || {
+                    Some(Box::new(move |_: Written| {
                         done.fetch_add(1, Ordering::Relaxed);
                     })),
                 )
@@ -282,7 +282,7 @@ fn last_handle_dropped_in_a_callback() {
     j.append(enqueue("t/q", 1, 10), None).unwrap();
     j.append(
         enqueue("t/q", 2, 10),
-        Some(Box::new(move || {
+        Some(Box::new(move |_: Written| {
             // sync() here would wait for itself: refused.
             assert!(inner.sync().is_err());
             drop(inner);
@@ -306,12 +306,14 @@ fn panicking_callback_does_not_stop_the_journal() {
     let (tx, rx) = mpsc::channel();
     j.append(
         enqueue("t/q", 1, 10),
-        Some(Box::new(|| panic!("callback bug (expected in this test)"))),
+        Some(Box::new(|_: Written| {
+            panic!("callback bug (expected in this test)")
+        })),
     )
     .unwrap();
     j.append(
         enqueue("t/q", 2, 10),
-        Some(Box::new(move || tx.send(()).unwrap())),
+        Some(Box::new(move |_: Written| tx.send(()).unwrap())),
     )
     .unwrap();
     rx.recv_timeout(Duration::from_secs(10)).unwrap();
@@ -358,8 +360,9 @@ fn oversized_record_gets_its_own_segment() {
 }
 
 /// When the writer cannot write (here: the directory vanished, so the next segment
-/// cannot be created), the journal fails: sync and append return the error, and the
-/// callbacks of records that never became durable do not run.
+/// cannot be created), the journal fails: sync and append return the error, and every
+/// record that was accepted but never became durable has its callback told so
+/// (`Written::Failed`), so nobody waits for it forever.
 #[test]
 fn writer_failure_is_reported() {
     let dir = TempDir::new("fail");
@@ -367,26 +370,37 @@ fn writer_failure_is_reported() {
     let (j, _) = open(&cfg);
     append_all(&j, &[enqueue("t/q", 0, 10)]);
     std::fs::remove_dir_all(dir.path()).unwrap();
-    let ran = Arc::new(AtomicU64::new(0));
+    let durable = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut appended = 0;
     for s in 1..100 {
-        let ran = Arc::clone(&ran);
-        let cb = Box::new(move || {
-            ran.fetch_add(1, Ordering::Relaxed);
+        let (durable, failed) = (Arc::clone(&durable), Arc::clone(&failed));
+        let cb = Box::new(move |w: Written| {
+            let n = if w == Written::Durable {
+                durable
+            } else {
+                failed
+            };
+            n.fetch_add(1, Ordering::Relaxed);
         });
         if j.append(enqueue("t/q", s, 100), Some(cb)).is_err() {
             break;
         }
+        appended += 1;
     }
     let err = j.sync().unwrap_err();
     assert!(matches!(err, StoreError::Io(_)), "{err}");
     assert!(err.to_string().contains("journal writer failed"), "{err}");
     assert!(j.append(enqueue("t/q", 1000, 1), None).is_err());
-    // Only records before the failed segment roll-over were durable.
-    assert!(
-        ran.load(Ordering::Relaxed) < 10,
-        "{}",
-        ran.load(Ordering::Relaxed)
+    let (durable, failed) = (
+        durable.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
     );
+    // Only records before the failed segment roll-over were durable; every other one
+    // accepted by `append` heard that it failed.
+    assert!(durable < 10, "{durable}");
+    assert!(failed > 0);
+    assert_eq!(durable + failed, appended, "every callback ran once");
     drop(j); // and dropping a failed journal does not hang
 }
 

@@ -15,7 +15,7 @@ use throng_amqp::engine::{IdMap, LinkId, LinkSpec};
 use throng_amqp::message::Message;
 use throng_core::anycast::{Anycast, Forwarded, Origin};
 use throng_core::multicast::Multicast;
-use throng_core::queue::{MakeOnDurable, OnDurable, Queue, Stored};
+use throng_core::queue::{MakeOnDurable, OnDurable, Queue, Stored, Written};
 use throng_core::topic::{Countdown, Topic};
 use throng_core::Command;
 use throng_core::{Address, AddressKind, ConsumerKey, Op, Outbox, Outcome, Tenant};
@@ -108,23 +108,14 @@ fn rejected(cond: &str, desc: impl Into<String>) -> DeliveryState {
     })
 }
 
-/// Makes the journal callback that settles a producer's delivery `accepted` (called by
-/// the queue only for messages it journals).
+/// Makes the journal callback that settles a producer's delivery (called by the queue
+/// only for messages it journals).
 fn settle_when_durable(
     outbox: &Arc<Outbox>,
     link: LinkId,
     delivery_id: u32,
 ) -> impl Fn() -> OnDurable + '_ {
-    move || {
-        let outbox = outbox.clone();
-        Box::new(move || {
-            outbox.push(Command::Outcome {
-                link,
-                delivery_id,
-                state: DeliveryState::Accepted,
-            })
-        })
-    }
+    move || outbox.settle_when_written(link, delivery_id)
 }
 
 /// The outcome to settle a producer's delivery with now, given what the store did (`None`:
@@ -855,9 +846,14 @@ impl Conn {
                     _ => None,
                 };
                 if let Some((tenant, value)) = retain {
-                    let done = both
-                        .clone()
-                        .map(|b| -> Committed { Box::new(move |_| b.one_done()) });
+                    let done = both.clone().map(|b| -> Committed {
+                        Box::new(move |r| {
+                            b.one_done(match r {
+                                Ok(()) => Written::Durable,
+                                Err(_) => Written::Failed,
+                            })
+                        })
+                    });
                     tenant.set_retained(t.name(), value, done);
                 }
                 // durable subscriptions journal durable messages: settle once all are on disk
@@ -865,7 +861,7 @@ impl Conn {
                     Some(b) => {
                         let make = || -> OnDurable {
                             let b = b.clone();
-                            Box::new(move || b.one_done())
+                            Box::new(move |w| b.one_done(w))
                         };
                         t.publish_durably(msg, Some(&make as MakeOnDurable<'_>))
                     }
@@ -879,7 +875,7 @@ impl Conn {
                 }
                 match (both, stored) {
                     (Some(b), Stored::Now) => {
-                        b.one_done();
+                        b.one_done(Written::Durable);
                         None
                     }
                     (Some(_), Stored::WhenDurable) => None,

@@ -790,16 +790,7 @@ impl Conn {
         packet_id: u16,
     ) -> Option<ReasonCode> {
         let outbox = self.outbox.clone();
-        let make = move || -> OnDurable {
-            let outbox = outbox.clone();
-            Box::new(move || {
-                outbox.push(Command::Outcome {
-                    link: INBOUND,
-                    delivery_id: packet_id as u32,
-                    state: DeliveryState::Accepted,
-                })
-            })
-        };
+        let make = move || -> OnDurable { outbox.settle_when_written(INBOUND, packet_id as u32) };
         let wants_ack = qos != QoS::AtMostOnce;
         let on_durable = wants_ack.then_some(&make as &dyn Fn() -> OnDurable);
         let stored = |conn: &mut Conn, stored: Stored, room: Option<Arc<Queue>>| {

@@ -266,3 +266,14 @@ fn base64(s: &str) -> String {
     }
     out
 }
+
+/// An encoded message with header `durable=true` and `body` as its data section.
+pub fn durable_message(body: impl Into<bytes::Bytes>) -> bytes::Bytes {
+    throng_amqp::message::MessageBuilder::new()
+        .header(throng_amqp::definitions::Header {
+            durable: Some(true),
+            ..Default::default()
+        })
+        .data(body.into())
+        .encode()
+}
