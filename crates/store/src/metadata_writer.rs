@@ -102,7 +102,30 @@ pub(crate) fn start(db: Arc<Database>, backlog: Arc<Backlog>) -> std::io::Result
     Ok(Writer { jobs, thread })
 }
 
+/// Logs lost writes at most every 10 s (a full disk fails every commit): the first at
+/// once, then how many were lost in between.
+#[derive(Default)]
+struct LossLog {
+    last: Option<std::time::Instant>,
+    unlogged: usize,
+}
+
+impl LossLog {
+    fn lost(&mut self, writes: usize, e: &MetadataError) {
+        self.unlogged += writes;
+        if self
+            .last
+            .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(10))
+        {
+            tracing::error!(writes = self.unlogged, "metadata writes lost: {e}");
+            self.last = Some(std::time::Instant::now());
+            self.unlogged = 0;
+        }
+    }
+}
+
 fn run(db: &Database, rx: Receiver<Job>, backlog: &Backlog) {
+    let mut losses = LossLog::default();
     let mut batch = Vec::new();
     while let Ok(first) = rx.recv() {
         batch.push(first);
@@ -120,7 +143,7 @@ fn run(db: &Database, rx: Receiver<Job>, backlog: &Backlog) {
             "metadata commit"
         );
         if let Err(e) = &result {
-            tracing::error!(writes = batch.len(), "metadata writes lost: {e}");
+            losses.lost(batch.len(), e);
         }
         let mut committed = 0;
         for job in batch.drain(..) {

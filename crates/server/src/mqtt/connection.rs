@@ -134,8 +134,13 @@ struct Conn {
     lost: bool,
     /// What output and reading are held for.
     wait: Option<Wait>,
+    /// A metadata write that held the output failed: what the output says (a PUBACK, a
+    /// CONNACK) is not true, so it is never sent and the connection closes.
+    store_failed: Arc<std::sync::atomic::AtomicBool>,
     /// The CONNECT was accepted: the engine holds the session's protocol state.
     accepted: bool,
+    /// The CONNACK has left the engine (output after the accept is not held any more).
+    connack_sent: bool,
     /// Reading pauses until an address with no room has room again.
     blocked: bool,
 }
@@ -184,7 +189,9 @@ pub async fn serve_connection<S>(
         pending: VecDeque::new(),
         lost: true,
         wait: None,
+        store_failed: Arc::default(),
         accepted: false,
+        connack_sent: false,
         blocked: false,
     };
     debug!(conn = id, %peer, "mqtt connection accepted");
@@ -204,6 +211,7 @@ impl Conn {
             let held = self.wait.is_some();
             if self.engine.has_output() && !held {
                 io.take_output(self.engine.output());
+                self.connack_sent |= self.accepted;
             }
             let storing = matches!(
                 &self.wait,
@@ -271,10 +279,15 @@ impl Conn {
                 }
                 Wake::SessionChanged => self.attach_sources(),
                 Wake::Waited(superseded) => {
+                    let wait = self.wait.take();
+                    if self.store_failed.load(std::sync::atomic::Ordering::Acquire) {
+                        self.store_failed_close();
+                        continue;
+                    }
                     if let Some(Wait {
                         then: Then::Handover(a, _),
                         ..
-                    }) = self.wait.take()
+                    }) = wait
                     {
                         if superseded || self.kicked {
                             // never accepted: its will was never registered, and the
@@ -343,8 +356,8 @@ impl Conn {
     }
 
     /// Holds output and reading until the metadata write given the returned callback is
-    /// on disk (or failed, which the store logs); a write not made (the callback dropped)
-    /// holds nothing. Writes commit in submission order, so waiting for the latest is
+    /// on disk (or failed: then the output is dropped, see `store_failed_close`); a
+    /// write not made (the callback dropped) holds nothing. Writes commit in submission order, so waiting for the latest is
     /// waiting for all.
     fn hold_output(&mut self) -> Committed {
         let (tx, rx) = oneshot::channel();
@@ -352,9 +365,31 @@ impl Conn {
             done: rx,
             then: Then::Stored,
         });
-        Box::new(move |_| {
+        let failed = self.store_failed.clone();
+        Box::new(move |r| {
+            if r.is_err() {
+                failed.store(true, std::sync::atomic::Ordering::Release);
+            }
             let _ = tx.send(());
         })
+    }
+
+    /// A metadata write the held output waited for failed (the store logged why): the
+    /// output is dropped unsent — the client never hears its publish acknowledged or its
+    /// CONNECT accepted, so it sends again — and the connection closes.
+    fn store_failed_close(&mut self) {
+        warn!(conn = self.id, client = %self.client_id, "closing: the metadata store failed a write this connection's answers depended on");
+        self.engine.output().clear();
+        if self.connack_sent {
+            self.engine.disconnect(
+                ReasonCode::UnspecifiedError,
+                why("the message store failed"),
+            );
+        } else {
+            // no DISCONNECT before a CONNACK (MQTT-3.14.0-1): the socket just closes
+            self.engine.transport_closed(Instant::now());
+        }
+        self.handle_events();
     }
 
     /// Writes a persistent session with its live QoS 2 state, so that after a crash a
