@@ -352,6 +352,14 @@ impl Conn {
             _ => None,
         };
         let props = text.map(why).unwrap_or_default();
+        if reason.is_error() && self.engine.version() != Version::V5 {
+            // 3.1.1 has no negative PUBACK, and a positive one would tell the client a
+            // message we did not take is safe: close instead, so it sends it again
+            // (MQTT-3.3.5-2)
+            warn!(conn = self.id, client = %self.client_id, ?reason, "closing: a 3.1.1 publish cannot be refused otherwise");
+            self.engine.disconnect(reason, props);
+            return;
+        }
         let _ = self.engine.ack_publish_with(packet_id, reason, props);
     }
 
