@@ -7,8 +7,9 @@ use throng_store::RecoveryReader;
 use tracing::{info, warn};
 
 /// Restores every recovered queue: the tenant must exist; the queue is created (an
-/// auto-created queue lives on through its messages) unless the name now belongs to an
-/// address of another type, which is reported and skipped. Messages are read from the
+/// auto-created queue lives on through its messages; so does a durable subscription whose
+/// record the metadata store lost) unless the name now belongs to an address of another
+/// type, which is reported and skipped. Messages are read from the
 /// journal one at a time and a queue past its memory limit pages them straight back
 /// out, so recovery needs memory for the journal's index, not for its messages.
 pub fn restore(node: &Node, mut reader: RecoveryReader) -> Result<(), String> {
@@ -27,13 +28,23 @@ pub fn restore(node: &Node, mut reader: RecoveryReader) -> Result<(), String> {
             continue;
         };
         let queue = if let Some((topic, name)) = address.split_once(SUBSCRIPTION_INFIX) {
-            // a durable subscription, recreated from the metadata store before this runs
-            match tenant.lookup(topic) {
-                Some(Address::Topic(t)) => match t.durable_subscription(name) {
+            // a durable subscription, recreated from the metadata store before this runs;
+            // one the store does not know (its record was lost: a metadata write failed)
+            // is recreated here, topic included, so its messages are not lost with it
+            match tenant
+                .lookup(topic)
+                .unwrap_or_else(|| tenant.create(topic, AddressKind::Topic))
+            {
+                Address::Topic(t) => match t.durable_subscription(name) {
                     Some(q) => q,
-                    None => {
-                        warn!(tenant = %tenant_name, topic = %topic, subscription = %name, messages = msgs.len(), "journal holds messages of an unknown durable subscription; skipped");
+                    None if is_mqtt_session_state(name) => {
+                        // an MQTT session's: it ended with its session, messages and all
+                        warn!(tenant = %tenant_name, topic = %topic, subscription = %name, messages = msgs.len(), "journal holds messages of an MQTT subscription whose session is gone; skipped");
                         continue;
+                    }
+                    None => {
+                        warn!(tenant = %tenant_name, topic = %topic, subscription = %name, messages = msgs.len(), "journal holds messages of a durable subscription the metadata store does not know; recreated");
+                        tenant.open_subscription(&t, name)
                     }
                 },
                 _ => {
@@ -78,4 +89,10 @@ pub fn restore(node: &Node, mut reader: RecoveryReader) -> Result<(), String> {
         "journal recovered"
     );
     Ok(())
+}
+
+/// Whether durable subscription `name` belongs to MQTT sessions (a persistent session's,
+/// or a shared subscription's), whose lifetime the sessions decide.
+fn is_mqtt_session_state(name: &str) -> bool {
+    name.starts_with(crate::mqtt::SESSION_PREFIX) || name.starts_with(crate::mqtt::SHARED_PREFIX)
 }

@@ -226,6 +226,28 @@ async fn a_durable_subscription_collects_while_away_and_survives_restarts() {
     );
 }
 
+/// The metadata store is gone (deleted here; a failed write loses a record the same
+/// way): the journal still holds the subscription's messages, so the node recreates the
+/// subscription and the subscriber gets them.
+#[tokio::test]
+async fn durable_subscription_messages_outlive_a_lost_metadata_store() {
+    let config = "[[tenant]]\nname = \"default\"\n";
+    let node = Node::start_in(config, TempDir::create());
+    let (c, r) = subscriber(&node).await;
+    r.detach().await.unwrap();
+    c.close().await.unwrap();
+    publish(&node, &["kept-1", "kept-2"]).await;
+    let dir = node.crash();
+    std::fs::remove_file(dir.0.join("data").join("metadata.redb")).expect("metadata store");
+    let node = Node::start_in(config, dir);
+    let (_c, mut r) = subscriber(&node).await;
+    for want in ["kept-1", "kept-2"] {
+        let d = r.recv_timeout(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(d.message.body().unwrap(), Body::Data(Bytes::from(want)));
+        r.accept(&d);
+    }
+}
+
 #[tokio::test]
 async fn corruption_in_the_middle_refuses_to_start_unless_told_to_skip() {
     let node = Node::start_in(CONFIG, TempDir::create());

@@ -8,4 +8,4 @@ mod connection;
 mod session;
 
 pub use connection::serve_connection;
-pub use session::Sessions;
+pub use session::{Sessions, SESSION_PREFIX, SHARED_PREFIX};

@@ -40,6 +40,10 @@ use tokio::sync::{oneshot, Notify};
 /// `$mqtt-share|GROUP|FILTER|TOPIC` (one per group, filter and matching topic).
 pub const SHARED_PREFIX: &str = "$mqtt-share|";
 
+/// How the durable subscriptions of persistent sessions are named:
+/// `$mqtt|CLIENT|FILTER|TOPIC`. They live and die with their session.
+pub const SESSION_PREFIX: &str = "$mqtt|";
+
 /// Where a source's messages come from, and how to let go of it.
 pub enum SourceKind {
     /// A subscription queue of our own on a topic.
@@ -331,7 +335,12 @@ impl Session {
             .map(|t| {
                 let name = match &sub.share {
                     Some(group) => format!("{SHARED_PREFIX}{group}|{}|{}", sub.filter, t.name()),
-                    None => format!("$mqtt|{}|{}|{}", self.client_id, sub.filter, t.name()),
+                    None => format!(
+                        "{SESSION_PREFIX}{}|{}|{}",
+                        self.client_id,
+                        sub.filter,
+                        t.name()
+                    ),
                 };
                 (t.clone(), name)
             })
