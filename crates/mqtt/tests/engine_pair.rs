@@ -838,3 +838,35 @@ fn puback_reason_string_follows_request_problem_information() {
         );
     }
 }
+
+/// 3.1.1 has no negative PUBACK: refusing a message closes the connection instead of
+/// acknowledging it (the client then sends it again); v5 sends the reason.
+#[test]
+fn a_refused_publish_closes_a_v3_connection_and_is_never_acknowledged() {
+    for v in [Version::V311, Version::V5] {
+        let mut p = Pair::connected(v, Properties::default());
+        let id = p.client.publish(msg("a", b"x", QoS::AtLeastOnce)).unwrap();
+        p.pump();
+        assert_eq!(p.server_publishes().len(), 1);
+        p.server.ack_publish(id, ReasonCode::QuotaExceeded).unwrap();
+        let out = p.server.output().split();
+        if v == Version::V5 {
+            let mut d = Decoder::new(v, 1 << 20);
+            let Ok(Some(Packet::PubAck(ack))) = d.decode(&mut out.clone()) else {
+                panic!("not a PUBACK: {out:02x?}");
+            };
+            assert_eq!(ack.reason, ReasonCode::QuotaExceeded);
+            assert!(!p.server.is_closed());
+        } else {
+            assert!(out.is_empty(), "nothing sent: {out:02x?}");
+            assert!(p.server.is_closed());
+            let mut events = vec![];
+            while let Some(e) = p.server.poll_event() {
+                events.push(e);
+            }
+            let c = closed(&events).expect("closed");
+            assert_eq!(c.reason, ReasonCode::QuotaExceeded);
+            assert!(c.publish_will, "not a clean end: the will is due");
+        }
+    }
+}

@@ -844,8 +844,9 @@ impl Connection {
     /// Acknowledges an inbound QoS 1/2 message (the `packet_id` of its `Event::Publish`):
     /// PUBACK for QoS 1, PUBREC for QoS 2 (PUBCOMP then follows PUBREL by itself). Call
     /// it once the message is safe — e.g. after the journal's fsync; acks may follow
-    /// completion order. In v3 the reason is not transmitted (an error cannot be
-    /// reported; the message is acknowledged and should be dropped by the application).
+    /// completion order. 3.1.1 has no negative acknowledgement, and a plain one would
+    /// tell the peer a message that was not taken is safe: there an error reason closes
+    /// the connection instead (MQTT-3.3.5-2), so the peer sends the message again.
     pub fn ack_publish(&mut self, packet_id: u16, reason: ReasonCode) -> Result<(), EngineError> {
         self.ack_publish_with(packet_id, reason, Properties::default())
     }
@@ -865,10 +866,23 @@ impl Connection {
         if !reason::PUBACK.contains(&reason) {
             return Err(EngineError::InvalidReasonCode);
         }
-        let reason = if self.version == Version::V5 {
-            reason
-        } else {
-            ReasonCode::Success
+        if !self.inbound.contains_key(&packet_id) {
+            return Err(EngineError::UnknownPacketId(packet_id));
+        }
+        let reason = match (self.version, reason.is_error()) {
+            (Version::V5, _) => reason,
+            (_, false) => ReasonCode::Success,
+            (_, true) => {
+                let server = self.config.role == Role::Server;
+                self.close_with(
+                    reason,
+                    Initiator::Local,
+                    server,
+                    "a 3.1.1 publish cannot be refused: connection closed",
+                    None,
+                );
+                return Ok(());
+            }
         };
         match self.inbound.get(&packet_id) {
             Some(Inbound::Qos1) => {

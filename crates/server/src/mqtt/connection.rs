@@ -352,21 +352,14 @@ impl Conn {
             _ => None,
         };
         let props = text.map(why).unwrap_or_default();
-        if reason.is_error() && self.engine.version() != Version::V5 {
-            // 3.1.1 has no negative PUBACK, and a positive one would tell the client a
-            // message we did not take is safe: close instead, so it sends it again
-            // (MQTT-3.3.5-2)
-            warn!(conn = self.id, client = %self.client_id, ?reason, "closing: a 3.1.1 publish cannot be refused otherwise");
-            self.engine.disconnect(reason, props);
-            return;
-        }
+        // a 3.1.1 refusal closes the connection (the engine: MQTT-3.3.5-2)
         let _ = self.engine.ack_publish_with(packet_id, reason, props);
     }
 
     /// Holds output and reading until the metadata write given the returned callback is
     /// on disk (or failed: then the output is dropped, see `store_failed_close`); a
-    /// write not made (the callback dropped) holds nothing. Writes commit in submission order, so waiting for the latest is
-    /// waiting for all.
+    /// write not made (the callback dropped) holds nothing. Writes commit in submission
+    /// order, so waiting for the latest is waiting for all.
     fn hold_output(&mut self) -> Committed {
         let (tx, rx) = oneshot::channel();
         self.wait = Some(Wait {
@@ -773,19 +766,10 @@ impl Conn {
         };
         let topic = p.topic.as_str();
         let qos = p.qos;
-        let v5 = self.engine.version() == Version::V5;
         if !principal.may(Op::Send, topic) {
             warn!(conn = self.id, client = %self.client_id, topic, "publish refused: no send permission");
-            if v5 || qos == QoS::AtMostOnce {
-                if qos != QoS::AtMostOnce {
-                    self.ack(p.packet_id, ReasonCode::NotAuthorized);
-                }
-            } else {
-                // 3.1.1 cannot refuse a publish: close (MQTT-3.3.5-2)
-                self.engine.disconnect(
-                    ReasonCode::NotAuthorized,
-                    why("no send permission for the topic"),
-                );
+            if qos != QoS::AtMostOnce {
+                self.ack(p.packet_id, ReasonCode::NotAuthorized);
             }
             return;
         }
