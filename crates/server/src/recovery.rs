@@ -9,9 +9,9 @@ use tracing::{info, warn};
 /// Restores every recovered queue: the tenant must exist; the queue is created (an
 /// auto-created queue lives on through its messages; so does a durable subscription whose
 /// record the metadata store lost) unless the name now belongs to an address of another
-/// type, which is reported and skipped. Messages are read from the
-/// journal one at a time and a queue past its memory limit pages them straight back
-/// out, so recovery needs memory for the journal's index, not for its messages.
+/// type, which is reported and skipped. Messages are read from the journal one at a
+/// time and a queue past its memory limit pages them straight back out, so recovery
+/// needs memory for the journal's index, not for its messages.
 pub fn restore(node: &Node, mut reader: RecoveryReader) -> Result<(), String> {
     let started = std::time::Instant::now();
     let stats = reader.stats();

@@ -156,16 +156,18 @@ impl Journal {
     }
 
     /// Appends a record; `on_durable` runs (on the journal's writer thread) with
-    /// [`Written::Durable`](crate::Written::Durable) once the record is written and, if `cfg.fsync`, fsync'ed. Never blocks on I/O: records go
-    /// to the writer thread, which group-commits — it takes everything queued, writes
-    /// it with one write (or a few, at segment boundaries), one fdatasync for the whole
-    /// batch, then runs all the batch's callbacks in append order.
+    /// [`Written::Durable`](crate::Written::Durable) once the record is written and, if
+    /// `cfg.fsync`, fsync'ed. Never blocks on I/O: records go to the writer thread,
+    /// which group-commits — it takes everything queued, writes it with one write (or a
+    /// few, at segment boundaries), one fdatasync for the whole batch, then runs all the
+    /// batch's callbacks in append order.
     ///
     /// Callbacks should be quick (hand the news to another task): the next batch waits
     /// for them. A callback that panics is logged and the journal carries on. If the
-    /// journal fails, callbacks of records not yet durable run with [`Written::Failed`](crate::Written::Failed)
-    /// (the record may or may not be on disk; recovery decides). When `append` itself
-    /// returns `Err`, `on_durable` is dropped without running: the caller knows.
+    /// journal fails, callbacks of records not yet durable run with
+    /// [`Written::Failed`](crate::Written::Failed) (the record may or may not be on disk;
+    /// recovery decides). When `append` itself returns `Err`, `on_durable` is dropped
+    /// without running: the caller knows.
     ///
     /// Returns `Err` only if the journal has failed or closed, or the record cannot be
     /// represented (a queue name over 65535 bytes: `Io` with `InvalidInput`).

@@ -87,6 +87,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use crc::{crc32c, Crc32c};
+pub use journal::Journal;
+pub use metadata::{
+    BlobTable, BlobWrite, Committed, MetadataError, MetadataStore, SubscriptionRecord,
+};
+pub use pages::{PageStore, PagedMessage, PagedMeta, DEFAULT_PAGE_FILE_BYTES};
+pub use record::{Record, MAX_QUEUE_NAME_LEN, RECORD_HEADER_LEN};
+pub use restore::{RecoveredRef, RecoveryReader, ReplayStats};
+pub use segment::{
+    parse_segment_file_name, segment_file_name, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION,
+};
+pub use will_record::{WillRecord, WillRecordError};
 
 /// What became of a journaled record, as its [`OnWritten`] callback hears it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,17 +111,6 @@ pub enum Written {
 
 /// Runs once a journaled record is durable, or once the journal has failed before it was.
 pub type OnWritten = Box<dyn FnOnce(Written) + Send>;
-pub use journal::Journal;
-pub use metadata::{
-    BlobTable, BlobWrite, Committed, MetadataError, MetadataStore, SubscriptionRecord,
-};
-pub use pages::{PageStore, PagedMessage, PagedMeta, DEFAULT_PAGE_FILE_BYTES};
-pub use record::{Record, MAX_QUEUE_NAME_LEN, RECORD_HEADER_LEN};
-pub use restore::{RecoveredRef, RecoveryReader, ReplayStats};
-pub use segment::{
-    parse_segment_file_name, segment_file_name, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION,
-};
-pub use will_record::{WillRecord, WillRecordError};
 
 /// Default size at which a new segment starts: large enough that segment churn is
 /// rare, small enough that one pinned segment does not hold much disk.
