@@ -3,32 +3,22 @@
 //! while consumers can take messages, and an unsettled send is settled with the
 //! consumer's own outcome.
 
-use crate::address::ConsumerKey;
-use crate::outbox::{Command, Outbox};
-use crate::queue::CreditWindow;
+use crate::link::{ConsumerKey, CreditWindow, Handle, Outcome, Verdict};
+use crate::outbox::{Command, Later, Outbox};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use throng_amqp::definitions::{DeliveryState, Modified};
-use throng_amqp::engine::LinkId;
 use throng_amqp::message::Message;
 
 /// Most credit a single producer holds at once.
 pub const PRODUCER_WINDOW: u32 = 250;
-
-/// Where an unsettled send came from, to settle it when the consumer decides.
-#[derive(Debug, Clone)]
-pub struct Origin {
-    pub outbox: Arc<Outbox>,
-    pub link: LinkId,
-    pub delivery_id: u32,
-}
 
 /// What became of a published message right away.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Forwarded {
     /// Delivered presettled (or sent presettled): settle the producer `accepted` now.
     Accepted,
-    /// On its way or held; the outcome arrives as [`Command::Outcome`].
+    /// On its way or held; the verdict goes to the message's [`Later`] when the
+    /// consumer decides.
     Pending,
     /// No consumer is attached: release it back to the producer.
     NoConsumer,
@@ -37,7 +27,7 @@ pub enum Forwarded {
 struct Consumer {
     key: ConsumerKey,
     outbox: Arc<Outbox>,
-    link: LinkId,
+    link: Handle,
     presettled: bool,
     credit: CreditWindow,
     unsettled: u32,
@@ -45,7 +35,7 @@ struct Consumer {
 
 struct Producer {
     outbox: Arc<Outbox>,
-    link: LinkId,
+    link: Handle,
     granted: u32,
 }
 
@@ -53,8 +43,8 @@ struct Producer {
 struct State {
     consumers: Vec<Consumer>,
     producers: Vec<Producer>,
-    held: VecDeque<(Message, Option<Origin>)>,
-    inflight: HashMap<u64, (ConsumerKey, Option<Origin>)>,
+    held: VecDeque<(Message, Option<Later>)>,
+    inflight: HashMap<u64, (ConsumerKey, Option<Later>)>,
     next_token: u64,
     /// Where the search for a consumer starts, so ties rotate.
     next_consumer: usize,
@@ -64,14 +54,6 @@ struct State {
 pub struct Anycast {
     name: String,
     state: Mutex<State>,
-}
-
-fn modified_failed() -> DeliveryState {
-    DeliveryState::Modified(Modified {
-        delivery_failed: Some(true),
-        undeliverable_here: None,
-        message_annotations: None,
-    })
 }
 
 impl Anycast {
@@ -98,7 +80,7 @@ impl Anycast {
     }
 
     /// Registers a producer; its credit arrives as [`Command::SetCredit`].
-    pub fn add_producer(&self, outbox: Arc<Outbox>, link: LinkId) {
+    pub fn add_producer(&self, outbox: Arc<Outbox>, link: Handle) {
         let mut st = self.lock();
         st.producers.push(Producer {
             outbox,
@@ -109,7 +91,7 @@ impl Anycast {
     }
 
     /// Forgets a producer.
-    pub fn remove_producer(&self, outbox: &Arc<Outbox>, link: LinkId) {
+    pub fn remove_producer(&self, outbox: &Arc<Outbox>, link: Handle) {
         let mut st = self.lock();
         st.producers
             .retain(|p| !(Arc::ptr_eq(&p.outbox, outbox) && p.link == link));
@@ -117,7 +99,7 @@ impl Anycast {
     }
 
     /// Registers a consumer.
-    pub fn add_consumer(&self, outbox: Arc<Outbox>, link: LinkId, presettled: bool) -> ConsumerKey {
+    pub fn add_consumer(&self, outbox: Arc<Outbox>, link: Handle, presettled: bool) -> ConsumerKey {
         let key = ConsumerKey::fresh();
         self.lock().consumers.push(Consumer {
             key,
@@ -162,22 +144,17 @@ impl Anycast {
             .map(|(t, _)| *t)
             .collect();
         for t in lost {
-            if let Some((_, Some(o))) = st.inflight.remove(&t) {
-                o.outbox.push(Command::Outcome {
-                    link: o.link,
-                    delivery_id: o.delivery_id,
-                    state: modified_failed(),
+            if let Some((_, Some(reply))) = st.inflight.remove(&t) {
+                reply.tell(Verdict::Modified {
+                    failed: true,
+                    undeliverable_here: false,
                 });
             }
         }
         if st.consumers.is_empty() {
-            for (_, origin) in st.held.drain(..) {
-                if let Some(o) = origin {
-                    o.outbox.push(Command::Outcome {
-                        link: o.link,
-                        delivery_id: o.delivery_id,
-                        state: DeliveryState::Released,
-                    });
+            for (_, reply) in st.held.drain(..) {
+                if let Some(reply) = reply {
+                    reply.tell(Verdict::Released);
                 }
             }
         } else {
@@ -186,34 +163,37 @@ impl Anycast {
         Self::rebalance(&mut st);
     }
 
-    /// Forwards a message from producer `from` (its outbox and link); `origin` is set when
-    /// the producer wants the consumer's outcome.
-    pub fn publish(
+    /// Forwards a message from producer `from` (its outbox and link, for its credit; none
+    /// for a will); `reply` is set when the producer wants the consumer's outcome. A
+    /// message that finds no consumer with credit waits (held) for one.
+    pub(crate) fn publish(
         &self,
-        from: (&Arc<Outbox>, LinkId),
+        from: Option<(&Arc<Outbox>, Handle)>,
         msg: Message,
-        origin: Option<Origin>,
+        reply: Option<Later>,
     ) -> Forwarded {
         let mut st = self.lock();
-        if let Some(p) = st
-            .producers
-            .iter_mut()
-            .find(|p| p.link == from.1 && Arc::ptr_eq(&p.outbox, from.0))
-        {
-            p.granted = p.granted.saturating_sub(1);
+        if let Some((outbox, link)) = from {
+            if let Some(p) = st
+                .producers
+                .iter_mut()
+                .find(|p| p.link == link && Arc::ptr_eq(&p.outbox, outbox))
+            {
+                p.granted = p.granted.saturating_sub(1);
+            }
         }
         if st.consumers.is_empty() {
             Self::rebalance(&mut st);
             return Forwarded::NoConsumer;
         }
         let result = if !st.held.is_empty() {
-            st.held.push_back((msg, origin));
+            st.held.push_back((msg, reply));
             Forwarded::Pending
         } else {
             match Self::pick(&mut st) {
-                Some(idx) => Self::deliver(&mut st, idx, msg, origin, false),
+                Some(idx) => Self::deliver(&mut st, idx, msg, reply, false),
                 None => {
-                    st.held.push_back((msg, origin));
+                    st.held.push_back((msg, reply));
                     Forwarded::Pending
                 }
             }
@@ -223,24 +203,20 @@ impl Anycast {
     }
 
     /// Passes a consumer's outcome back to the producer.
-    pub fn settle(&self, key: ConsumerKey, token: u64, state: DeliveryState) {
+    pub fn settle(&self, key: ConsumerKey, token: u64, outcome: Outcome) {
         let mut st = self.lock();
-        let Some((owner, origin)) = st.inflight.remove(&token) else {
+        let Some((owner, reply)) = st.inflight.remove(&token) else {
             return;
         };
         if owner != key {
-            st.inflight.insert(token, (owner, origin));
+            st.inflight.insert(token, (owner, reply));
             return;
         }
         if let Some(c) = st.consumers.iter_mut().find(|c| c.key == key) {
             c.unsettled = c.unsettled.saturating_sub(1);
         }
-        if let Some(o) = origin {
-            o.outbox.push(Command::Outcome {
-                link: o.link,
-                delivery_id: o.delivery_id,
-                state,
-            });
+        if let Some(reply) = reply {
+            reply.tell(Verdict::of_outcome(outcome));
         }
     }
 
@@ -265,14 +241,14 @@ impl Anycast {
         st: &mut State,
         idx: usize,
         msg: Message,
-        origin: Option<Origin>,
+        reply: Option<Later>,
         was_held: bool,
     ) -> Forwarded {
         let token = st.next_token;
         st.next_token += 1;
         let c = &mut st.consumers[idx];
         c.credit.dispatched = c.credit.dispatched.wrapping_add(1);
-        let settled = c.presettled || origin.is_none();
+        let settled = c.presettled || reply.is_none();
         c.outbox.push(Command::Deliver {
             link: c.link,
             msg,
@@ -282,28 +258,24 @@ impl Anycast {
             expires_at: None,
         });
         if settled {
-            if let (true, Some(o)) = (was_held, origin) {
-                o.outbox.push(Command::Outcome {
-                    link: o.link,
-                    delivery_id: o.delivery_id,
-                    state: DeliveryState::Accepted,
-                });
+            if let (true, Some(reply)) = (was_held, reply) {
+                reply.tell(Verdict::Accepted);
             }
             return Forwarded::Accepted;
         }
         c.unsettled += 1;
         let key = c.key;
-        st.inflight.insert(token, (key, origin));
+        st.inflight.insert(token, (key, reply));
         Forwarded::Pending
     }
 
     fn release_held(st: &mut State) {
         while !st.held.is_empty() {
             let Some(idx) = Self::pick(st) else { break };
-            let Some((msg, origin)) = st.held.pop_front() else {
+            let Some((msg, reply)) = st.held.pop_front() else {
                 break;
             };
-            Self::deliver(st, idx, msg, origin, true);
+            Self::deliver(st, idx, msg, reply, true);
         }
     }
 

@@ -2,11 +2,9 @@
 //! consumer without credit misses the message (counted), so a slow consumer never holds
 //! up the others; producers get credit while at least one consumer is attached.
 
-use crate::address::ConsumerKey;
+use crate::link::{ConsumerKey, CreditWindow, Handle};
 use crate::outbox::{Command, Outbox};
-use crate::queue::CreditWindow;
 use std::sync::{Arc, Mutex, MutexGuard};
-use throng_amqp::engine::LinkId;
 use throng_amqp::message::Message;
 
 /// Credit a producer is topped up to.
@@ -15,14 +13,14 @@ pub const PRODUCER_WINDOW: u32 = 500;
 struct Consumer {
     key: ConsumerKey,
     outbox: Arc<Outbox>,
-    link: LinkId,
+    link: Handle,
     credit: CreditWindow,
 }
 
 #[derive(Default)]
 struct State {
     consumers: Vec<Consumer>,
-    producers: Vec<(Arc<Outbox>, LinkId, u32)>,
+    producers: Vec<(Arc<Outbox>, Handle, u32)>,
     dropped: u64,
     next_token: u64,
 }
@@ -62,21 +60,21 @@ impl Multicast {
     }
 
     /// Registers a producer; its credit arrives as [`Command::SetCredit`].
-    pub fn add_producer(&self, outbox: Arc<Outbox>, link: LinkId) {
+    pub fn add_producer(&self, outbox: Arc<Outbox>, link: Handle) {
         let mut st = self.lock();
         st.producers.push((outbox, link, 0));
         Self::rebalance(&mut st);
     }
 
     /// Forgets a producer.
-    pub fn remove_producer(&self, outbox: &Arc<Outbox>, link: LinkId) {
+    pub fn remove_producer(&self, outbox: &Arc<Outbox>, link: Handle) {
         self.lock()
             .producers
             .retain(|(o, l, _)| !(Arc::ptr_eq(o, outbox) && *l == link));
     }
 
     /// Registers a consumer.
-    pub fn add_consumer(&self, outbox: Arc<Outbox>, link: LinkId) -> ConsumerKey {
+    pub fn add_consumer(&self, outbox: Arc<Outbox>, link: Handle) -> ConsumerKey {
         let key = ConsumerKey::fresh();
         let mut st = self.lock();
         st.consumers.push(Consumer {
@@ -109,8 +107,9 @@ impl Multicast {
     }
 
     /// Sends a copy to every consumer with credit; returns how many got one (0 means no
-    /// consumer was attached or none could take it).
-    pub fn publish(&self, from: (&Arc<Outbox>, LinkId), msg: Message) -> usize {
+    /// consumer was attached or none could take it). `from` is the producer (its outbox
+    /// and link, for its credit; none for a will).
+    pub(crate) fn publish(&self, from: Option<(&Arc<Outbox>, Handle)>, msg: Message) -> usize {
         let mut st = self.lock();
         let mut sent = 0;
         let mut dropped = 0;
@@ -133,12 +132,14 @@ impl Multicast {
             }
         }
         st.dropped += dropped;
-        if let Some(p) = st
-            .producers
-            .iter_mut()
-            .find(|(o, l, _)| *l == from.1 && Arc::ptr_eq(o, from.0))
-        {
-            p.2 = p.2.saturating_sub(1);
+        if let Some((outbox, link)) = from {
+            if let Some(p) = st
+                .producers
+                .iter_mut()
+                .find(|(o, l, _)| *l == link && Arc::ptr_eq(o, outbox))
+            {
+                p.2 = p.2.saturating_sub(1);
+            }
         }
         Self::rebalance(&mut st);
         sent

@@ -1,26 +1,21 @@
-//! The mailbox through which the core hands work to a connection task.
+//! The mailbox through which the core hands work to a connection task, and [`Later`]:
+//! where the verdict of a message goes when it is known only after `publish` returned.
 //!
 //! An address pushes commands while holding its own lock; the connection task swaps the
 //! whole batch out and applies it to its protocol engine. Memory is bounded by flow
 //! control: deliveries are only pushed against credit the consumer granted.
 
-use std::sync::Mutex;
-use throng_amqp::definitions::{DeliveryState, Error};
-use throng_amqp::engine::LinkId;
+use crate::link::{Handle, Refusal, Verdict};
+use std::sync::{Arc, Mutex};
 use throng_amqp::message::Message;
-use throng_store::Written;
+use throng_store::{OnWritten, Written};
 use tokio::sync::Notify;
 
-/// How a producer's delivery is settled once its journal write is done.
-pub fn written_outcome(w: Written) -> DeliveryState {
+/// What a producer is told once its message's journal write is done.
+pub fn written_verdict(w: Written) -> Verdict {
     match w {
-        Written::Durable => DeliveryState::Accepted,
-        Written::Failed => DeliveryState::Rejected(throng_amqp::definitions::Rejected {
-            error: Some(Error::new(
-                throng_amqp::definitions::condition::INTERNAL_ERROR,
-                "the message store failed",
-            )),
-        }),
+        Written::Durable => Verdict::Accepted,
+        Written::Failed => Verdict::Refused(Refusal::StoreFailed),
     }
 }
 
@@ -29,7 +24,7 @@ pub fn written_outcome(w: Written) -> DeliveryState {
 pub enum Command {
     /// Send `msg` on consumer link `link`; `token` identifies it when it is settled.
     Deliver {
-        link: LinkId,
+        link: Handle,
         msg: Message,
         token: u64,
         settled: bool,
@@ -38,20 +33,18 @@ pub enum Command {
         /// the receiver the time left (MQTT 5 message expiry interval).
         expires_at: Option<u64>,
     },
-    /// Settle a producer's delivery with the outcome its message got downstream.
-    Outcome {
-        link: LinkId,
-        delivery_id: u32,
-        state: DeliveryState,
+    /// Tell the producer of delivery `delivery` on `link` what became of it.
+    Verdict {
+        link: Handle,
+        delivery: u32,
+        verdict: Verdict,
     },
     /// Set a producer link's credit to exactly `credit`.
-    SetCredit { link: LinkId, credit: u32 },
-    /// A queue or topic has room again: top the producer's credit up.
-    Unblocked { link: LinkId },
+    SetCredit { link: Handle, credit: u32 },
+    /// An address that was full has room again: the producer may send again.
+    Unblocked { link: Handle },
     /// A consumer's drain is complete: everything available was delivered.
-    Drained { link: LinkId },
-    /// Detach a link because its address went away.
-    Detach { link: LinkId, error: Error },
+    Drained { link: Handle },
 }
 
 /// A connection's command queue and its wake-up signal.
@@ -65,24 +58,6 @@ impl Outbox {
     /// A new, empty outbox.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// The journal callback that settles delivery `delivery_id` of producer link `link`:
-    /// `accepted` once the message is on disk; `rejected` with `amqp:internal-error` if
-    /// the journal failed first (a full disk), so the producer hears instead of waiting.
-    pub fn settle_when_written(
-        self: &std::sync::Arc<Self>,
-        link: LinkId,
-        delivery_id: u32,
-    ) -> crate::queue::OnDurable {
-        let outbox = self.clone();
-        Box::new(move |w| {
-            outbox.push(Command::Outcome {
-                link,
-                delivery_id,
-                state: written_outcome(w),
-            })
-        })
     }
 
     /// Queues a command, waking the connection task when the queue was empty.
@@ -112,5 +87,57 @@ impl Outbox {
     /// Resolves when a command was pushed since the last drain.
     pub async fn notified(&self) {
         self.notify.notified().await
+    }
+}
+
+/// Where the verdict of one message goes when it is known only later (its copy reaches
+/// the disk, an anycast consumer settles it, a transaction's writes are done): exactly
+/// one verdict is told to it.
+pub enum Later {
+    /// Pushed to the producer's connection as [`Command::Verdict`].
+    Outbox {
+        outbox: Arc<Outbox>,
+        link: Handle,
+        delivery: u32,
+    },
+    /// Called: a will (its stored copy is forgotten once the message is safe), a
+    /// transaction's commit.
+    Call(Box<dyn FnOnce(Verdict) + Send>),
+}
+
+impl std::fmt::Debug for Later {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Later::Outbox { link, delivery, .. } => f
+                .debug_struct("Later::Outbox")
+                .field("link", link)
+                .field("delivery", delivery)
+                .finish(),
+            Later::Call(_) => f.write_str("Later::Call"),
+        }
+    }
+}
+
+impl Later {
+    /// Tells the verdict.
+    pub fn tell(self, verdict: Verdict) {
+        match self {
+            Later::Outbox {
+                outbox,
+                link,
+                delivery,
+            } => outbox.push(Command::Verdict {
+                link,
+                delivery,
+                verdict,
+            }),
+            Later::Call(f) => f(verdict),
+        }
+    }
+
+    /// The journal callback that tells the verdict once the message is on disk (or the
+    /// journal failed first: the store failed, so the producer hears instead of waiting).
+    pub fn when_written(self) -> OnWritten {
+        Box::new(move |w| self.tell(written_verdict(w)))
     }
 }

@@ -15,12 +15,11 @@
 //! frees up. Durable messages are in the journal as well; the page files are scratch.
 //! Selectors and browsers see the messages in memory (paged ones as they come back).
 
-use crate::address::{ConsumerKey, Outcome};
+use crate::link::{ConsumerKey, CreditWindow, Handle, Outcome, Refusal};
 use crate::outbox::{Command, Outbox};
 use crate::ready::{ReadyList, LEVELS};
 use std::sync::{Arc, Mutex, MutexGuard};
 use throng_amqp::definitions::Header;
-use throng_amqp::engine::LinkId;
 use throng_amqp::message::Message;
 use throng_idmap::IdMap;
 use throng_selector::Selector;
@@ -200,41 +199,10 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Credit bookkeeping in the consumer link's delivery-count space, so credit granted by
-/// the peer and deliveries still in the connection's outbox are never confused.
-#[derive(Debug)]
-pub(crate) struct CreditWindow {
-    /// The peer's limit: its delivery-count plus the credit it granted.
-    pub limit: u32,
-    /// Deliveries handed to the connection so far.
-    pub dispatched: u32,
-    pub drain: bool,
-}
-
-impl CreditWindow {
-    pub(crate) fn new() -> Self {
-        CreditWindow {
-            limit: 0,
-            dispatched: 0,
-            drain: false,
-        }
-    }
-
-    /// Credit not yet used by a dispatch.
-    pub(crate) fn available(&self) -> u32 {
-        let c = self.limit.wrapping_sub(self.dispatched);
-        if c > i32::MAX as u32 {
-            0
-        } else {
-            c
-        }
-    }
-}
-
 struct Consumer {
     key: ConsumerKey,
     outbox: Arc<Outbox>,
-    link: LinkId,
+    link: Handle,
     presettled: bool,
     credit: CreditWindow,
     /// Only messages matching this JMS selector go to this consumer.
@@ -276,7 +244,8 @@ struct State {
     /// Whether a refused journal append has been logged (once per queue: after a
     /// failure the journal refuses every write, and each producer is told anyway).
     journal_error_logged: bool,
-    blocked: Vec<(Arc<Outbox>, LinkId)>,
+    /// Producers waiting for room: their outbox, link, and the bytes they need.
+    blocked: Vec<(Arc<Outbox>, Handle, usize)>,
 }
 
 /// A queue.
@@ -679,16 +648,21 @@ impl Queue {
         self.lock().bytes < self.max_bytes
     }
 
-    /// Stores a message and hands it to a consumer with credit, if there is one. Returns
-    /// whether the queue still has room (when not, the producer should stop and call
-    /// [`Queue::notify_when_space`]).
-    pub fn publish(&self, msg: Message) -> bool {
-        self.publish_durably(msg, None).1
+    /// The byte bound: memory and page files together (`max_bytes`).
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
     }
 
-    /// Like [`Queue::publish`]; a durable message is also journaled and `on_durable` runs
-    /// once it is on disk. Returns what happened and whether the queue still has room.
-    pub fn publish_durably(
+    /// Bytes the queue holds now (in memory, on loan and paged).
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// Stores a message and hands it to a consumer with credit, if there is one; a durable
+    /// message is also journaled and `on_durable` runs once it is on disk. Returns what
+    /// happened and whether the queue still has room. Producers reach this through
+    /// [`crate::Tenant::publish`], which decides what they are told.
+    pub(crate) fn publish_durably(
         &self,
         msg: Message,
         on_durable: Option<MakeOnDurable<'_>>,
@@ -699,7 +673,7 @@ impl Queue {
 
     /// Like [`Queue::publish_durably`] with the message already read (a topic reads it
     /// once for all its subscriptions).
-    pub fn publish_prepared(
+    pub(crate) fn publish_prepared(
         &self,
         msg: Message,
         prep: &Prepared,
@@ -753,6 +727,66 @@ impl Queue {
         (stored, room)
     }
 
+    /// Takes a transaction's message in without showing it to consumers: counted against
+    /// the byte bound (refused when it does not fit, whatever the full policy: a commit
+    /// never takes a queue past its bound) and journaled when durable, `on_durable`
+    /// running once it is on disk. Returns the entry and whether it was journaled;
+    /// [`Queue::admit_staged`] shows it once the whole transaction is safe,
+    /// [`Queue::abandon_staged`] takes it back.
+    pub(crate) fn stage(
+        &self,
+        msg: Message,
+        prep: &Prepared,
+        on_durable: Option<MakeOnDurable<'_>>,
+    ) -> Result<(Entry, bool), Refusal> {
+        let durable = self.is_persistent() && prep.durable;
+        let mut st = self.lock();
+        if st.bytes.saturating_add(msg.len()) > self.max_bytes {
+            return Err(Refusal::Full);
+        }
+        let seq = st.next_seq;
+        if let (true, Some(p)) = (durable, &self.persistence) {
+            let rec = Record::Enqueue {
+                queue: p.key.clone(),
+                seq,
+                message: msg.bytes().clone(),
+            };
+            if let Err(e) = p.journal.append(rec, on_durable.map(|make| make())) {
+                if !std::mem::replace(&mut st.journal_error_logged, true) {
+                    tracing::error!(queue = %self.name, "journal append failed: {e}; durable messages are refused");
+                }
+                return Err(Refusal::StoreFailed);
+            }
+        }
+        st.next_seq += 1;
+        st.bytes += msg.len();
+        Ok((Entry::new(seq, msg, prep, 0, durable), durable))
+    }
+
+    /// Shows staged entries to consumers (a committed transaction's messages).
+    pub(crate) fn admit_staged(&self, entries: Vec<Entry>) {
+        let mut st = self.lock();
+        for e in entries {
+            self.admit(&mut st, e, false);
+        }
+        self.dispatch(&mut st);
+        self.finish(st);
+    }
+
+    /// Takes staged entries back (a transaction that could not commit): their bytes are
+    /// freed and the journaled ones acknowledged, so a restart does not bring them back.
+    pub(crate) fn abandon_staged(&self, entries: Vec<Entry>) {
+        let mut st = self.lock();
+        for e in &entries {
+            st.bytes = st.bytes.saturating_sub(e.msg.len());
+        }
+        self.unblock_if_room(&mut st);
+        drop(st);
+        for e in &entries {
+            self.journal_ack(e);
+        }
+    }
+
     /// Releases the lock, then moves what expired meanwhile to the expiry address (never
     /// while holding this queue's lock: the expiry queue may be this one's DLQ or expiry).
     fn finish(&self, mut st: MutexGuard<'_, State>) {
@@ -787,25 +821,33 @@ impl Queue {
         }
     }
 
-    /// Asks for a [`Command::Unblocked`] on `link` once the queue has room again.
-    pub fn notify_when_space(&self, outbox: Arc<Outbox>, link: LinkId) {
+    /// Asks for a [`Command::Unblocked`] on `link` once the queue has room for `need`
+    /// more bytes (at once if it has now); asking again while waiting changes nothing.
+    pub(crate) fn notify_when_room(&self, outbox: Arc<Outbox>, link: Handle, need: usize) {
         let mut st = self.lock();
-        if st.bytes < self.max_bytes {
+        let need = need.max(1);
+        if st.bytes.saturating_add(need) <= self.max_bytes {
             outbox.push(Command::Unblocked { link });
+        } else if let Some(b) = st
+            .blocked
+            .iter_mut()
+            .find(|(o, l, _)| *l == link && Arc::ptr_eq(o, &outbox))
+        {
+            b.2 = b.2.max(need);
         } else {
-            st.blocked.push((outbox, link));
+            st.blocked.push((outbox, link, need));
         }
     }
 
     /// Forgets a blocked producer (its link is gone).
-    pub fn remove_producer(&self, outbox: &Arc<Outbox>, link: LinkId) {
+    pub fn remove_producer(&self, outbox: &Arc<Outbox>, link: Handle) {
         self.lock()
             .blocked
-            .retain(|(o, l)| !(Arc::ptr_eq(o, outbox) && *l == link));
+            .retain(|(o, l, _)| !(Arc::ptr_eq(o, outbox) && *l == link));
     }
 
     /// Registers a consumer; it gets messages once it grants credit.
-    pub fn add_consumer(&self, outbox: Arc<Outbox>, link: LinkId, presettled: bool) -> ConsumerKey {
+    pub fn add_consumer(&self, outbox: Arc<Outbox>, link: Handle, presettled: bool) -> ConsumerKey {
         self.add_consumer_selecting(outbox, link, presettled, None)
     }
 
@@ -814,7 +856,7 @@ impl Queue {
     pub fn add_consumer_selecting(
         &self,
         outbox: Arc<Outbox>,
-        link: LinkId,
+        link: Handle,
         presettled: bool,
         selector: Option<Selector>,
     ) -> ConsumerKey {
@@ -836,7 +878,7 @@ impl Queue {
     pub fn add_browser(
         &self,
         outbox: Arc<Outbox>,
-        link: LinkId,
+        link: Handle,
         selector: Option<Selector>,
     ) -> ConsumerKey {
         let key = ConsumerKey::fresh();
@@ -919,7 +961,7 @@ impl Queue {
                         self.redeliver(st, entry);
                     }
                 }
-                Outcome::Rejected => {
+                Outcome::Rejected(_) => {
                     self.release_bytes(st, &entry);
                     dead = Some(entry);
                 }
@@ -962,12 +1004,17 @@ impl Queue {
         self.unblock_if_room(st);
     }
 
-    /// Gives blocked producers their credit back once the queue has room.
+    /// Gives blocked producers their credit back once the queue has room for them.
     fn unblock_if_room(&self, st: &mut State) {
         if st.bytes < self.max_bytes && !st.blocked.is_empty() {
-            for (outbox, link) in st.blocked.drain(..) {
-                outbox.push(Command::Unblocked { link });
-            }
+            let (bytes, max) = (st.bytes, self.max_bytes);
+            st.blocked.retain(|(outbox, link, need)| {
+                let fits = bytes.saturating_add(*need) <= max;
+                if fits {
+                    outbox.push(Command::Unblocked { link: *link });
+                }
+                !fits
+            });
         }
     }
 

@@ -275,6 +275,28 @@ impl Tenant {
         }
     }
 
+    /// The retained message of `topic`, if it has one.
+    pub fn retained(&self, topic: &str) -> Option<Message> {
+        crate::sync::lock(&self.retained).get(topic).cloned()
+    }
+
+    /// Writes the retained-message row of `topic` without changing what the topic retains
+    /// in memory (a transaction's, shown only once its commit is safe).
+    pub(crate) fn store_retained_row(
+        &self,
+        topic: &str,
+        msg: Option<&Message>,
+        done: throng_store::Committed,
+    ) {
+        let _order = crate::sync::lock(&self.retained);
+        self.store_row(
+            throng_store::BlobTable::Retained,
+            topic,
+            msg.map(|m| m.bytes().to_vec()),
+            Some(done),
+        );
+    }
+
     /// The retained messages whose topic `matches` accepts.
     pub fn retained_matching(&self, matches: impl Fn(&str) -> bool) -> Vec<(String, Message)> {
         crate::sync::lock(&self.retained)

@@ -135,6 +135,11 @@ impl Topic {
         self
     }
 
+    /// The byte bound of each subscription.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
     /// The topic's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -160,16 +165,11 @@ impl Topic {
         crate::sync::lock(&self.subscriptions).len()
     }
 
-    /// Copies the message to every subscription. Returns the subscription that is full,
-    /// if any, so the producer can wait for it.
-    pub fn publish(&self, msg: Message) -> Option<Arc<Queue>> {
-        self.publish_durably(msg, None).1
-    }
-
     /// Copies the message to every subscription; when durable subscriptions journal it,
     /// `on_durable` runs once every copy is on disk. Returns what happened and the
-    /// subscription that is full, if any, so the producer can wait for it.
-    pub fn publish_durably(
+    /// subscription that is full, if any, so the producer can wait for it. Producers reach
+    /// this through [`crate::Tenant::publish`].
+    pub(crate) fn publish_durably(
         &self,
         msg: Message,
         on_durable: Option<MakeOnDurable<'_>>,
@@ -236,6 +236,11 @@ impl Countdown {
             failed: std::sync::atomic::AtomicBool::new(false),
             done: Mutex::new(Some(done)),
         }
+    }
+
+    /// One more write to wait for (counted before it is started).
+    pub(crate) fn add_one(&self) {
+        self.remaining.fetch_add(1, Ordering::AcqRel);
     }
 
     /// One of the writes is done, as `w` says.

@@ -1,14 +1,13 @@
 //! A journal that fails (its directory vanished, so the next segment cannot be created):
 //! every durable message a topic took for its durable subscriptions is answered exactly
-//! once — `Written::Durable` if all its copies made it to disk, `Written::Failed` if any
+//! once — accepted if all its copies made it to disk, refused (the store failed) if any
 //! did not — and one the journal refused outright is refused at once, never both.
 
 use std::sync::mpsc;
 use std::time::Duration;
 use throng_amqp::definitions::Header;
 use throng_amqp::message::{Message, MessageBuilder};
-use throng_core::queue::{OnDurable, Stored, Written};
-use throng_core::{Address, AddressKind, Tenant};
+use throng_core::{Address, AddressKind, Refusal, Reply, Target, Tenant, Verdict};
 use throng_store::{Journal, JournalConfig};
 
 fn durable(i: u32) -> Message {
@@ -37,20 +36,19 @@ fn every_durable_publish_is_answered_once_when_the_journal_fails() {
     let _a = tenant.open_subscription(&topic, "a");
     let _b = tenant.open_subscription(&topic, "b");
 
-    let (tx, rx) = mpsc::channel::<(u32, Written)>();
+    let (tx, rx) = mpsc::channel::<(u32, Verdict)>();
     let mut waiting = 0;
     let mut refused = 0;
+    let address = Address::Topic(topic.clone());
     let mut publish = |i: u32| {
         let tx = tx.clone();
-        let make = move || -> OnDurable {
-            let tx = tx.clone();
-            Box::new(move |w| {
-                let _ = tx.send((i, w));
-            })
-        };
-        match topic.publish_durably(durable(i), Some(&make)).0 {
-            Stored::WhenDurable => waiting += 1,
-            Stored::Failed => refused += 1,
+        let reply = Reply::Call(Box::new(move |v| {
+            let _ = tx.send((i, v));
+        }));
+        let to = Target::Address(&address);
+        match tenant.publish(durable(i), to, None, reply, None).verdict {
+            None => waiting += 1,
+            Some(Verdict::Refused(Refusal::StoreFailed)) => refused += 1,
             other => panic!("message {i}: {other:?}"),
         }
     };
@@ -71,9 +69,11 @@ fn every_durable_publish_is_answered_once_when_the_journal_fails() {
     }
     assert_eq!(answers.len(), waiting, "every message taken is answered");
     assert!(refused > 0, "a failed journal refuses new messages at once");
-    assert!((0..5).all(|i| answers.get(&i) == Some(&Written::Durable)));
+    assert!((0..5).all(|i| answers.get(&i) == Some(&Verdict::Accepted)));
     assert!(
-        answers.values().any(|w| *w == Written::Failed),
+        answers
+            .values()
+            .any(|v| *v == Verdict::Refused(Refusal::StoreFailed)),
         "messages caught in the failure hear that they failed"
     );
 }

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 use throng_amqp::definitions::Header;
-use throng_amqp::engine::LinkId;
 use throng_amqp::message::{Body, Message, MessageBuilder};
-use throng_core::address::Outcome;
 use throng_core::outbox::{Command, Outbox};
 use throng_core::queue::{Persistence, Queue};
+use throng_core::{Address, Handle, Outcome, Producer, Published, Refusal, Reply, Target};
+use throng_core::{Tenant, Verdict};
 use throng_store::{Journal, JournalConfig};
 
 const LIMIT: usize = 64 * 1024;
@@ -51,6 +51,24 @@ fn paged_queue(j: &Journal, key: &str) -> Arc<Queue> {
         .into_arc()
 }
 
+/// Publishes to `q` through the tenant's entry point, from producer link `link` of
+/// `outbox`, with nobody waiting for a verdict.
+fn publish(q: &Arc<Queue>, msg: Message, outbox: &Arc<Outbox>, link: u32) -> Published {
+    let tenant = Tenant::new("t", false, vec![]);
+    let address = Address::Queue(q.clone());
+    let from = Producer {
+        outbox,
+        link: Handle(link),
+    };
+    tenant.publish(
+        msg,
+        Target::Address(&address),
+        Some(from),
+        Reply::None,
+        None,
+    )
+}
+
 /// Takes the deliveries out of `outbox`.
 fn deliveries(outbox: &Outbox) -> Vec<(u64, Message)> {
     let mut cmds = Vec::new();
@@ -69,7 +87,7 @@ fn deep_queue_pages_to_disk_and_drains_in_order() {
     let q = paged_queue(&j, "t/q");
     let n = 2_000u32;
     for i in 0..n {
-        q.publish(message(i));
+        let _ = publish(&q, message(i), &Arc::new(Outbox::new()), 0);
         assert!(
             q.memory_bytes() <= LIMIT,
             "memory {} over the limit after {i} messages",
@@ -87,7 +105,7 @@ fn deep_queue_pages_to_disk_and_drains_in_order() {
     );
 
     let outbox = Arc::new(Outbox::new());
-    let consumer = q.add_consumer(outbox.clone(), LinkId(0), false);
+    let consumer = q.add_consumer(outbox.clone(), Handle(0), false);
     let mut next = 0u32;
     let mut limit = 0u32;
     let mut peak = 0usize;
@@ -132,14 +150,14 @@ fn new_messages_queue_behind_paged_ones_and_purge_empties_disk_too() {
     let (j, dir) = journal("purge");
     let q = paged_queue(&j, "t/p");
     for i in 0..500 {
-        q.publish(message(i));
+        let _ = publish(&q, message(i), &Arc::new(Outbox::new()), 0);
     }
     assert!(q.paged().0 > 0);
     // a consumer drains some: memory frees, paged messages come back before new ones
     let outbox = Arc::new(Outbox::new());
-    let consumer = q.add_consumer(outbox.clone(), LinkId(0), false);
+    let consumer = q.add_consumer(outbox.clone(), Handle(0), false);
     q.flow(consumer, 50, false);
-    q.publish(message(500));
+    let _ = publish(&q, message(500), &outbox, 9);
     let got: Vec<u32> = deliveries(&outbox).iter().map(|(_, m)| number(m)).collect();
     assert_eq!(got, (0..50).collect::<Vec<_>>());
     // credit beyond what memory may hold: the consumer gets what fits, and no more
@@ -178,25 +196,24 @@ fn past_the_disk_limit_producers_are_held_or_rejected() {
             key: "t/b".into(),
         }))
         .into_arc();
+    let outbox = Arc::new(Outbox::new());
     let mut sent = 0u32;
-    while block.publish(message(sent)) {
+    while !publish(&block, message(sent), &outbox, 7).wait {
         sent += 1;
         assert!(sent < 1_000, "the queue must report itself full");
     }
     assert!(block.paged().0 > 0, "past the memory limit first");
     let len = message(0).len();
-    // publish reports "full" with the message that reaches the limit (it is stored)
+    // the producer is asked to wait with the message that reaches the limit (it is stored)
     assert_eq!(
         (sent as usize + 1) * len / (4 * LIMIT),
         1,
         "full at the disk limit: {sent} messages of {len} bytes"
     );
     assert!(!block.has_space());
-    let outbox = Arc::new(Outbox::new());
-    block.notify_when_space(outbox.clone(), LinkId(7));
     assert!(deliveries(&outbox).is_empty(), "no room yet");
     // a consumer takes some: room again, the blocked producer hears of it
-    let consumer = block.add_consumer(outbox.clone(), LinkId(1), false);
+    let consumer = block.add_consumer(outbox.clone(), Handle(1), false);
     block.flow(consumer, 20, false);
     let mut cmds = Vec::new();
     outbox.drain_into(&mut cmds);
@@ -208,7 +225,7 @@ fn past_the_disk_limit_producers_are_held_or_rejected() {
     outbox.drain_into(&mut cmds);
     assert!(
         cmds.iter()
-            .any(|c| matches!(c, Command::Unblocked { link } if *link == LinkId(7))),
+            .any(|c| matches!(c, Command::Unblocked { link } if *link == Handle(7))),
         "the producer is unblocked once there is room"
     );
 
@@ -223,7 +240,9 @@ fn past_the_disk_limit_producers_are_held_or_rejected() {
         .into_arc();
     let mut refused = 0;
     for i in 0..300 {
-        if reject.publish_durably(message(i), None).0 == throng_core::queue::Stored::Full {
+        let p = publish(&reject, message(i), &outbox, 8);
+        if p.verdict == Some(Verdict::Refused(Refusal::Full)) {
+            assert!(!p.wait, "a rejecting queue never asks the producer to wait");
             refused += 1;
         }
     }

@@ -113,6 +113,6 @@ impl Principal {
     /// Whether this principal may do `op` on `address` (anonymous access may do
     /// whatever its tenant admits).
     pub fn may(&self, op: throng_core::Op, address: &str) -> bool {
-        self.user.as_ref().is_none_or(|u| u.may(op, address))
+        Tenant::permits(self.user.as_ref(), op, address)
     }
 }

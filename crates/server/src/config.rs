@@ -1,4 +1,4 @@
-//! The node's TOML configuration (the contract in DESIGN.md). Unknown keys are errors
+//! The node's TOML configuration (the contract in docs/ARCHITECTURE.md). Unknown keys are errors
 //! that name the key, so a typo never silently changes behaviour.
 
 use serde::Deserialize;

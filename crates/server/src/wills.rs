@@ -9,8 +9,8 @@
 
 use std::sync::Arc;
 use throng_amqp::message::Message;
-use throng_core::{AddressKind, Tenant};
-use throng_store::{BlobTable, Committed, WillRecord, WillRecordError, Written};
+use throng_core::{AddressKind, Refusal, Reply, Target, Tenant, Verdict};
+use throng_store::{BlobTable, Committed, WillRecord, WillRecordError};
 use tracing::{info, warn};
 
 /// A will: the message to publish to `address` when its connection is lost.
@@ -106,34 +106,55 @@ impl Will {
         write(tenant, &self.key, None, None);
     }
 
-    /// Publishes the will in `tenant` (and keeps it as the topic's retained message when
-    /// asked), then forgets it once the published copies are on disk: a crash in between
-    /// publishes it again after the restart, never not at all. An address that no
-    /// longer exists is logged.
+    /// Publishes the will in `tenant` through the core's one entry point (a retained MQTT
+    /// will also becomes its topic's retained message there), then forgets it once the
+    /// message is safe: a crash in between publishes it again after the restart, never not
+    /// at all. If the store failed, it stays stored and the next start publishes it again;
+    /// any other refusal (an address that no longer exists, a full queue that rejects, a
+    /// direct address nobody listens to) is logged once and the will forgotten.
     pub fn publish(&self, tenant: &Arc<Tenant>) {
         let kind = if self.mqtt {
             AddressKind::Topic
         } else {
             AddressKind::Queue
         };
-        let Some(address) = tenant.resolve(&self.address, kind) else {
-            warn!(tenant = tenant.name(), address = %self.address, "will not published: unknown address");
-            self.forget(tenant);
-            return;
-        };
         info!(tenant = tenant.name(), address = %self.address, client = %self.client_id, "publishing will");
-        if self.retain {
-            tenant.set_retained(&self.address, Some(self.message.clone()), None);
+        let (t, key, address) = (tenant.clone(), self.key.clone(), self.address.clone());
+        let later = Box::new(move |v: Verdict| settled(&t, &key, &address, v));
+        let published = tenant.publish(
+            self.message.clone(),
+            Target::Named(&self.address, kind),
+            None,
+            Reply::Call(later),
+            None,
+        );
+        if let Some(v) = published.verdict {
+            settled(tenant, &self.key, &self.address, v);
         }
-        let (t, key) = (tenant.clone(), self.key.clone());
-        // forgotten only once its copies are on disk: if the journal failed, it stays
-        // stored and the next start publishes it again
-        let forget = Box::new(move |w| {
-            if w == Written::Durable {
-                write(&t, &key, None, None)
-            }
-        });
-        address.publish_unattended(self.message.clone(), Some(forget));
+    }
+}
+
+/// A published will's verdict is known: forget the stored will, unless the store failed
+/// (then the next start publishes it again).
+fn settled(tenant: &Arc<Tenant>, key: &str, address: &str, v: Verdict) {
+    match v {
+        Verdict::Accepted => write(tenant, key, None, None),
+        Verdict::Refused(Refusal::StoreFailed) => {
+            warn!(tenant = tenant.name(), address = %address, "will not published: the message store failed; kept for the next start")
+        }
+        other => {
+            warn!(tenant = tenant.name(), address = %address, "will not published: {}", describe(&other));
+            write(tenant, key, None, None)
+        }
+    }
+}
+
+/// Why a will's publication was refused, for the log.
+fn describe(v: &Verdict) -> &'static str {
+    match v {
+        Verdict::Refused(r) => r.describe(),
+        Verdict::Released => "no consumer could take it",
+        _ => "a consumer did not accept it",
     }
 }
 

@@ -7,6 +7,7 @@
 //! without bound, and a slow client only ever stalls its own task.
 
 use super::links::{ConsumerLink, ProducerLink};
+use super::verdict::link as link_of;
 use crate::auth::{self, Principal};
 use crate::socket_buffers::SocketBuffers;
 use std::net::SocketAddr;
@@ -268,38 +269,40 @@ impl Conn {
                 settled,
                 delivery_count,
                 ..
-            } => self.deliver(link, msg, token, settled, delivery_count),
-            Command::Outcome {
+            } => self.deliver(link_of(link), msg, token, settled, delivery_count),
+            Command::Verdict {
                 link,
-                delivery_id,
-                state,
+                delivery,
+                verdict,
             } => {
-                if self.producers.contains_key(&link) {
-                    self.engine
-                        .disposition(link, delivery_id, Some(state), true);
-                }
+                let link = link_of(link);
+                let state = match self.producers.get(&link) {
+                    Some(p) if super::transactions::is_coordinator(&p.target) => {
+                        super::transactions::discharge_state(verdict)
+                    }
+                    Some(_) => super::verdict::delivery_state(verdict),
+                    None => return,
+                };
+                self.engine.disposition(link, delivery, Some(state), true);
             }
             Command::SetCredit { link, credit } => {
+                let link = link_of(link);
                 if let Some(p) = self.producers.get_mut(&link) {
                     p.credit = credit;
                     let _ = self.engine.flow(link, credit, false);
                 }
             }
             Command::Unblocked { link } => {
+                let link = link_of(link);
                 if let Some(p) = self.producers.get_mut(&link) {
                     p.blocked = false;
                 }
                 self.top_up(link);
             }
             Command::Drained { link } => {
+                let link = link_of(link);
                 if self.consumers.contains_key(&link) {
                     let _ = self.engine.drained(link);
-                }
-            }
-            Command::Detach { link, error } => {
-                if self.consumers.contains_key(&link) || self.producers.contains_key(&link) {
-                    let _ = self.engine.detach(link, true, Some(error));
-                    self.release_link(link, false);
                 }
             }
         }

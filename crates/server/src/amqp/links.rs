@@ -3,24 +3,26 @@
 //! received messages, and settlement of consumers' deliveries.
 
 use super::connection::Conn;
+use super::verdict::{self, handle, rejected};
 use bytes::Bytes;
 use std::sync::Arc;
 use throng_amqp::codec::Symbol;
 use throng_amqp::codec::Value;
 use throng_amqp::definitions::{
-    condition, Attach, DeliveryState, Error, ReceiverSettleMode, Rejected, Role, SenderSettleMode,
-    Source, TargetTerminus,
+    condition, Attach, DeliveryState, Error, ReceiverSettleMode, Role, SenderSettleMode, Source,
+    TargetTerminus,
 };
 use throng_amqp::engine::{IdMap, LinkId, LinkSpec};
 use throng_amqp::message::Message;
-use throng_core::anycast::{Anycast, Forwarded, Origin};
+use throng_core::anycast::Anycast;
 use throng_core::multicast::Multicast;
-use throng_core::queue::{MakeOnDurable, OnDurable, Queue, Stored, Written};
-use throng_core::topic::{Countdown, Topic};
-use throng_core::Command;
-use throng_core::{Address, AddressKind, ConsumerKey, Op, Outbox, Outcome, Tenant};
+use throng_core::queue::Queue;
+use throng_core::topic::Topic;
+use throng_core::{
+    AckTarget, Address, AddressKind, Command, ConsumerKey, HeldAck, Op, Outcome, Producer,
+    ProducerCredit, Published, Reply, Target, Tenant,
+};
 use throng_selector::Selector;
-use throng_store::Committed;
 use tracing::{debug, warn};
 
 /// Credit a producer to a queue, topic or the anonymous relay is topped up to.
@@ -90,7 +92,7 @@ pub(super) const WILL_ADDRESS: &str = "$lwt";
 
 /// A link on which a client sends to us.
 pub(super) struct ProducerLink {
-    target: ProducerTarget,
+    pub(super) target: ProducerTarget,
     /// Credit the client holds, as we granted it.
     pub credit: u32,
     /// Waiting for a full queue to drain.
@@ -100,40 +102,6 @@ pub(super) struct ProducerLink {
 fn has_capability(caps: &Option<Vec<Symbol>>, name: &str) -> bool {
     caps.as_ref()
         .is_some_and(|c| c.iter().any(|s| s.as_str() == name))
-}
-
-fn rejected(cond: &str, desc: impl Into<String>) -> DeliveryState {
-    DeliveryState::Rejected(Rejected {
-        error: Some(Error::new(cond, desc)),
-    })
-}
-
-/// Makes the journal callback that settles a producer's delivery (called by the queue
-/// only for messages it journals).
-fn settle_when_durable(
-    outbox: &Arc<Outbox>,
-    link: LinkId,
-    delivery_id: u32,
-) -> impl Fn() -> OnDurable + '_ {
-    move || outbox.settle_when_written(link, delivery_id)
-}
-
-/// The outcome to settle a producer's delivery with now, given what the store did (`None`:
-/// the journal's callback settles it later).
-fn answer(stored: Stored, settled: bool) -> Option<DeliveryState> {
-    match stored {
-        Stored::Now => Some(DeliveryState::Accepted),
-        Stored::WhenDurable if settled => Some(DeliveryState::Accepted),
-        Stored::WhenDurable => None,
-        Stored::Failed => Some(rejected(
-            condition::INTERNAL_ERROR,
-            "the message store failed",
-        )),
-        Stored::Full => Some(rejected(
-            condition::RESOURCE_LIMIT_EXCEEDED,
-            "the queue is full",
-        )),
-    }
 }
 
 /// Whether a source asks for a durable subscription: terminus durability and
@@ -327,21 +295,21 @@ impl Conn {
                         blocked: false,
                     },
                 );
-                match self.producers.get(&link).map(|p| &p.target) {
-                    Some(ProducerTarget::Address(Address::Anycast(a))) => {
-                        a.clone().add_producer(self.outbox.clone(), link)
-                    }
-                    Some(ProducerTarget::Address(Address::Multicast(m))) => {
-                        m.clone().add_producer(self.outbox.clone(), link)
-                    }
-                    Some(ProducerTarget::Address(Address::Queue(q))) if !q.has_space() => {
-                        let q = q.clone();
+                let credit = match self.producers.get(&link).map(|p| &p.target) {
+                    Some(ProducerTarget::Address(a)) => a.attach_producer(Producer {
+                        outbox: &self.outbox,
+                        link: handle(link),
+                    }),
+                    _ => ProducerCredit::Window,
+                };
+                match credit {
+                    ProducerCredit::Window => self.top_up(link),
+                    ProducerCredit::Wait => {
                         if let Some(p) = self.producers.get_mut(&link) {
                             p.blocked = true;
                         }
-                        q.notify_when_space(self.outbox.clone(), link);
                     }
-                    _ => self.top_up(link),
+                    ProducerCredit::FromConsumers => {}
                 }
             }
             Role::Receiver => {
@@ -463,13 +431,13 @@ impl Conn {
                 }
                 let (source, key) = match address {
                     Address::Queue(q) if browse => {
-                        let key = q.add_browser(self.outbox.clone(), link, selector);
+                        let key = q.add_browser(self.outbox.clone(), handle(link), selector);
                         (ConsumerSource::Queue(q), key)
                     }
                     Address::Queue(q) => {
                         let key = q.add_consumer_selecting(
                             self.outbox.clone(),
-                            link,
+                            handle(link),
                             presettled,
                             selector,
                         );
@@ -479,7 +447,7 @@ impl Conn {
                         let queue = tenant.open_subscription(&t, &sub_name);
                         let key = queue.add_consumer_selecting(
                             self.outbox.clone(),
-                            link,
+                            handle(link),
                             presettled,
                             selector,
                         );
@@ -495,7 +463,7 @@ impl Conn {
                         let queue = t.join_shared(&sub_name);
                         let key = queue.add_consumer_selecting(
                             self.outbox.clone(),
-                            link,
+                            handle(link),
                             presettled,
                             selector,
                         );
@@ -512,18 +480,18 @@ impl Conn {
                         let queue = t.subscribe();
                         let key = queue.add_consumer_selecting(
                             self.outbox.clone(),
-                            link,
+                            handle(link),
                             presettled,
                             selector,
                         );
                         (ConsumerSource::Subscription { topic: t, queue }, key)
                     }
                     Address::Anycast(a) => {
-                        let key = a.add_consumer(self.outbox.clone(), link, presettled);
+                        let key = a.add_consumer(self.outbox.clone(), handle(link), presettled);
                         (ConsumerSource::Anycast(a), key)
                     }
                     Address::Multicast(m) => {
-                        let key = m.add_consumer(self.outbox.clone(), link);
+                        let key = m.add_consumer(self.outbox.clone(), handle(link));
                         (ConsumerSource::Multicast(m), key)
                     }
                 };
@@ -620,7 +588,7 @@ impl Conn {
                     "delivery not sent ({e}); returned to its address"
                 );
                 match &c.source {
-                    ConsumerSource::Anycast(a) => a.settle(c.key, token, DeliveryState::Released),
+                    ConsumerSource::Anycast(a) => a.settle(c.key, token, Outcome::Released),
                     ConsumerSource::Multicast(_) => {}
                     queued => {
                         if let Some(q) = queued.queue() {
@@ -655,34 +623,44 @@ impl Conn {
         // a transactional outcome waits for its transaction's commit
         if let Some((txn, inner)) = super::transactions::transactional(Some(&state)) {
             let inner = inner.unwrap_or(DeliveryState::Accepted);
-            if !self.hold_ack(&txn, link, token, inner.clone()) {
-                self.settle_delivery(link, token, inner);
+            let Some(outcome) = verdict::outcome(&inner) else {
+                return;
+            };
+            match self.held_ack(link, token, outcome.clone()) {
+                Some(ack) if self.txns.holds(&txn) => self.txns.hold_ack(&txn, ack),
+                _ => self.settle_token(link, token, outcome),
             }
             return;
         }
-        self.settle_delivery(link, token, state);
-    }
-
-    /// Applies a consumer's outcome for the core token of one of its deliveries.
-    pub(super) fn settle_delivery(&mut self, link: LinkId, token: u64, state: DeliveryState) {
-        if let Some(o) = Outcome::from_state(&state) {
-            self.settle_token(link, token, o, state);
+        if let Some(outcome) = verdict::outcome(&state) {
+            self.settle_token(link, token, outcome);
         }
     }
 
+    /// What applies `outcome` to delivery `token` of consumer `link` later (at commit);
+    /// `None` where nothing needs applying (multicast, a link gone).
+    fn held_ack(&self, link: LinkId, token: u64, outcome: Outcome) -> Option<HeldAck> {
+        let c = self.consumers.get(&link)?;
+        let target = match &c.source {
+            ConsumerSource::Anycast(a) => AckTarget::Anycast(a.clone()),
+            ConsumerSource::Multicast(_) => return None,
+            queued => AckTarget::Queue(queued.queue()?.clone()),
+        };
+        Some(HeldAck {
+            target,
+            key: c.key,
+            token,
+            outcome,
+        })
+    }
+
     /// Settles `token` with the consumer link's address.
-    pub(super) fn settle_token(
-        &mut self,
-        link: LinkId,
-        token: u64,
-        outcome: Outcome,
-        state: DeliveryState,
-    ) {
+    pub(super) fn settle_token(&mut self, link: LinkId, token: u64, outcome: Outcome) {
         let Some(c) = self.consumers.get(&link) else {
             return;
         };
         match &c.source {
-            ConsumerSource::Anycast(a) => a.settle(c.key, token, state),
+            ConsumerSource::Anycast(a) => a.settle(c.key, token, outcome),
             ConsumerSource::Multicast(_) => {}
             queued => {
                 if let Some(q) = queued.queue() {
@@ -714,21 +692,7 @@ impl Conn {
                 self.on_coordinator_message(link, delivery_id, msg);
                 None
             }
-            Ok(msg) => {
-                let will = matches!(p.target, ProducerTarget::Will);
-                let target = match &p.target {
-                    ProducerTarget::Address(a) => Ok(a.clone()),
-                    ProducerTarget::Anonymous
-                    | ProducerTarget::Coordinator
-                    | ProducerTarget::Will => self.resolve_to(&msg),
-                };
-                match (target, super::transactions::transactional(state.as_ref())) {
-                    (Ok(_), None) if will => self.register_will(link, delivery_id, settled, msg),
-                    (Err(state), _) => Some(state),
-                    (Ok(addr), Some((txn, _))) => Some(self.hold_send(&txn, addr, msg)),
-                    (Ok(addr), None) => self.route(link, delivery_id, settled, addr, msg),
-                }
-            }
+            Ok(msg) => self.on_message(link, delivery_id, settled, state.as_ref(), msg),
         };
         if !settled {
             if let Some(state) = outcome {
@@ -767,17 +731,14 @@ impl Conn {
             if settled {
                 return;
             }
-            let state = match r {
-                Ok(()) => DeliveryState::Accepted,
-                Err(e) => rejected(
-                    condition::INTERNAL_ERROR,
-                    format!("the will could not be stored: {e}"),
-                ),
+            let verdict = match r {
+                Ok(()) => throng_core::Verdict::Accepted,
+                Err(_) => throng_core::Verdict::Refused(throng_core::Refusal::StoreFailed),
             };
-            outbox.push(Command::Outcome {
-                link,
-                delivery_id,
-                state,
+            outbox.push(Command::Verdict {
+                link: handle(link),
+                delivery: delivery_id,
+                verdict,
             });
         });
         will.remember(&p.tenant, Some(done));
@@ -785,155 +746,77 @@ impl Conn {
         None
     }
 
-    /// Finds the address an anonymous-relay message names in `to`.
-    fn resolve_to(&self, msg: &Message) -> Result<Address, DeliveryState> {
-        let to = match msg.to() {
-            Ok(Some(to)) if !to.is_empty() => to,
-            Ok(_) => {
-                return Err(rejected(
-                    condition::INVALID_FIELD,
-                    "anonymous relay needs the `to` property",
-                ))
-            }
-            Err(e) => return Err(rejected(condition::DECODE_ERROR, e.to_string())),
-        };
-        if !self.allowed(Op::Send, &to) {
-            return Err(rejected(
-                condition::UNAUTHORIZED_ACCESS,
-                format!("no permission to send to `{to}`"),
-            ));
-        }
-        let tenant = self.principal.as_ref().map(|p| p.tenant.clone());
-        match tenant.and_then(|t| t.resolve(&to, AddressKind::Queue)) {
-            Some(a) => Ok(a),
-            None => Err(rejected(condition::NOT_FOUND, format!("no address `{to}`"))),
-        }
-    }
-
-    /// Hands a message to its address; returns the outcome to settle with now, or `None`
-    /// when the outcome will come later (anycast, unsettled).
-    fn route(
+    /// A message on a producer link: registered as the will (`$lwt`), held in its
+    /// transaction, or published; the core's answer translated. Returns the state to
+    /// settle the delivery with now (`None`: later, or never for a settled one).
+    fn on_message(
         &mut self,
         link: LinkId,
         delivery_id: u32,
         settled: bool,
-        addr: Address,
+        state: Option<&DeliveryState>,
         msg: Message,
     ) -> Option<DeliveryState> {
-        match addr {
-            Address::Queue(q) => {
-                // a durable message is settled once the journal has it on disk
-                let (stored, room) = {
-                    let make = settle_when_durable(&self.outbox, link, delivery_id);
-                    q.publish_durably(msg, (!settled).then_some(&make as MakeOnDurable<'_>))
-                };
-                if !room && !q.rejects_when_full() {
-                    self.block_on(link, q);
-                }
-                answer(stored, settled)
-            }
-            Address::Topic(t) => {
-                let retain = match msg.has_message_annotations() {
-                    true => self.retain_asked(&msg),
-                    false => None,
-                };
-                // settled once the retained copy is on disk too: two writes
-                let both = match (&retain, settled) {
-                    (Some(_), false) => Some(Arc::new(Countdown::new(
-                        2,
-                        settle_when_durable(&self.outbox, link, delivery_id)(),
-                    ))),
-                    _ => None,
-                };
-                if let Some((tenant, value)) = retain {
-                    let done = both.clone().map(|b| -> Committed {
-                        Box::new(move |r| {
-                            b.one_done(match r {
-                                Ok(()) => Written::Durable,
-                                Err(_) => Written::Failed,
-                            })
-                        })
-                    });
-                    tenant.set_retained(t.name(), value, done);
-                }
-                // durable subscriptions journal durable messages: settle once all are on disk
-                let (stored, full) = match &both {
-                    Some(b) => {
-                        let make = || -> OnDurable {
-                            let b = b.clone();
-                            Box::new(move |w| b.one_done(w))
-                        };
-                        t.publish_durably(msg, Some(&make as MakeOnDurable<'_>))
-                    }
-                    None => {
-                        let make = settle_when_durable(&self.outbox, link, delivery_id);
-                        t.publish_durably(msg, (!settled).then_some(&make as MakeOnDurable<'_>))
-                    }
-                };
-                if let Some(full) = full {
-                    self.block_on(link, full);
-                }
-                match (both, stored) {
-                    (Some(b), Stored::Now) => {
-                        b.one_done(Written::Durable);
-                        None
-                    }
-                    (Some(_), Stored::WhenDurable) => None,
-                    _ => answer(stored, settled),
-                }
-            }
-            Address::Anycast(a) => {
-                let origin = (!settled).then(|| Origin {
-                    outbox: self.outbox.clone(),
-                    link,
-                    delivery_id,
-                });
-                match a.publish((&self.outbox, link), msg, origin) {
-                    Forwarded::Accepted => Some(DeliveryState::Accepted),
-                    Forwarded::Pending => None,
-                    Forwarded::NoConsumer => Some(DeliveryState::Released),
-                }
-            }
-            Address::Multicast(m) => {
-                if m.consumer_count() == 0 {
-                    return Some(DeliveryState::Released);
-                }
-                m.publish((&self.outbox, link), msg);
-                Some(DeliveryState::Accepted)
-            }
-        }
-    }
-
-    /// A message to a topic with the annotation `x-opt-retain-message = true` becomes
-    /// the topic's retained message (an empty body clears it), as an MQTT retained
-    /// publish does: the tenant and the new retained message (`None`: clear), if asked.
-    fn retain_asked(&self, msg: &Message) -> Option<(Arc<Tenant>, Option<Message>)> {
-        let retain = msg.message_annotations().ok().flatten().is_some_and(|a| {
-            a.iter().any(|(k, v)| {
-                k.as_str() == "x-opt-retain-message" && matches!(v, Value::Bool(true))
-            })
-        });
-        if !retain {
+        let (Some(p), Some(principal)) = (self.producers.get(&link), &self.principal) else {
             return None;
-        }
-        let p = self.principal.as_ref()?;
-        let empty = match msg.body() {
-            Ok(throng_amqp::message::Body::Data(b)) => b.is_empty(),
-            Ok(throng_amqp::message::Body::Empty) => true,
-            _ => false,
         };
-        Some((p.tenant.clone(), (!empty).then(|| msg.clone())))
+        let user = principal.user.as_ref();
+        let to = match &p.target {
+            ProducerTarget::Address(a) => Target::Address(a),
+            ProducerTarget::Will => {
+                return match principal.tenant.target_of(&msg, Target::To, user) {
+                    Ok(_) => self.register_will(link, delivery_id, settled, msg),
+                    Err(r) => Some(verdict::delivery_state(throng_core::Verdict::Refused(r))),
+                };
+            }
+            ProducerTarget::Anonymous | ProducerTarget::Coordinator => Target::To,
+        };
+        let from = Some(Producer {
+            outbox: &self.outbox,
+            link: handle(link),
+        });
+        let (published, txn) = match super::transactions::transactional(state) {
+            Some((id, _)) => match self.txns.get_mut(&id) {
+                Some(txn) => (principal.tenant.hold(txn, msg, to, from, user), Some(id)),
+                None => return Some(super::transactions::unknown(&id)),
+            },
+            None => {
+                let reply = if settled {
+                    Reply::None
+                } else {
+                    Reply::Delivery(delivery_id)
+                };
+                (principal.tenant.publish(msg, to, from, reply, user), None)
+            }
+        };
+        let Published { verdict: v, wait } = published;
+        if wait {
+            self.block(link);
+        }
+        let v = v?;
+        Some(match txn {
+            // held in the transaction (or released: a direct address without consumer)
+            Some(id)
+                if matches!(
+                    v,
+                    throng_core::Verdict::Accepted | throng_core::Verdict::Released
+                ) =>
+            {
+                super::transactions::txn_state(&id, v)
+            }
+            _ => verdict::delivery_state(v),
+        })
     }
 
-    /// The queue is full: take the producer's remaining credit away (messages already in
-    /// flight are still taken) and wait for room.
-    fn block_on(&mut self, link: LinkId, q: Arc<Queue>) {
+    /// The address the producer sends to is full: take the producer's remaining credit
+    /// away (messages already in flight are still taken) until the core says it has room
+    /// ([`Command::Unblocked`]; it was asked for).
+    fn block(&mut self, link: LinkId) {
         if let Some(p) = self.producers.get_mut(&link) {
-            if matches!(p.target, ProducerTarget::Address(_)) && !p.blocked {
+            if !p.blocked {
                 p.blocked = true;
                 p.credit = 0;
                 let _ = self.engine.flow(link, 0, false);
-                q.notify_when_space(self.outbox.clone(), link);
             }
         }
     }
@@ -976,13 +859,10 @@ impl Conn {
                         w.forget(&p.tenant);
                     }
                 }
-                ProducerTarget::Address(Address::Anycast(a)) => {
-                    a.remove_producer(&self.outbox, link)
-                }
-                ProducerTarget::Address(Address::Multicast(m)) => {
-                    m.remove_producer(&self.outbox, link)
-                }
-                ProducerTarget::Address(Address::Queue(q)) => q.remove_producer(&self.outbox, link),
+                ProducerTarget::Address(a) => a.detach_producer(Producer {
+                    outbox: &self.outbox,
+                    link: handle(link),
+                }),
                 _ => {}
             }
         }

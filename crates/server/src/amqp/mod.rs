@@ -4,5 +4,6 @@
 mod connection;
 mod links;
 mod transactions;
+mod verdict;
 
 pub use connection::{serve_connection, ConnectionLimits};

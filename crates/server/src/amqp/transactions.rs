@@ -1,16 +1,19 @@
 //! AMQP local transactions (part 4), as Qpid JMS transacted sessions use them: a
 //! coordinator link declares and discharges transactions; a transfer whose state is
-//! `transactional-state` is held until commit; a consumer's transactional outcome is
-//! applied at commit (and turned into a failed delivery on rollback).
+//! `transactional-state` is held in the core's [`Transaction`] until commit; a consumer's
+//! transactional outcome is applied at commit (and turned into a failed delivery on
+//! rollback). The commit itself is the core's ([`throng_core::Tenant::commit`]): this
+//! module only speaks the coordinator's protocol.
 
 use super::connection::Conn;
 use super::links::ProducerTarget;
+use super::verdict::{handle, rejected};
 use std::collections::HashMap;
 use throng_amqp::codec::Value;
 use throng_amqp::definitions::{condition, DeliveryState, Error, Modified, Rejected};
 use throng_amqp::engine::LinkId;
 use throng_amqp::message::{Body, Message};
-use throng_core::{Address, Outcome};
+use throng_core::{HeldAck, Later, Transaction, Verdict};
 use tracing::debug;
 
 /// Descriptor codes of part 4.
@@ -20,21 +23,48 @@ const DECLARED: u64 = 0x33;
 const TRANSACTIONAL_STATE: u64 = 0x34;
 /// The error a discharge or transactional transfer gets for an unknown txn-id.
 const UNKNOWN_ID: &str = "amqp:transaction:unknown-id";
-
-/// Work held by one transaction.
-#[derive(Default)]
-pub(super) struct Txn {
-    /// Messages to publish at commit.
-    sends: Vec<(Address, Message)>,
-    /// Consumer outcomes to apply at commit: link, queue token, outcome.
-    acks: Vec<(LinkId, u64, DeliveryState)>,
-}
+/// The error of a discharge whose transaction could not commit and was rolled back.
+const ROLLBACK: &str = "amqp:transaction:rollback";
 
 /// The connection's open transactions.
 #[derive(Default)]
 pub(super) struct Transactions {
-    open: HashMap<Vec<u8>, Txn>,
+    open: HashMap<Vec<u8>, Transaction>,
     next: u64,
+}
+
+impl Transactions {
+    /// The open transaction `id`.
+    pub(super) fn get_mut(&mut self, id: &[u8]) -> Option<&mut Transaction> {
+        self.open.get_mut(id)
+    }
+
+    /// Whether transaction `id` is open.
+    pub(super) fn holds(&self, id: &[u8]) -> bool {
+        self.open.contains_key(id)
+    }
+
+    /// Holds a consumer's outcome in open transaction `id` until its commit.
+    pub(super) fn hold_ack(&mut self, id: &[u8], ack: HeldAck) {
+        if let Some(txn) = self.open.get_mut(id) {
+            txn.hold_ack(ack);
+        }
+    }
+}
+
+/// How a discharge is answered once the core has committed (or could not).
+pub(super) fn discharge_state(v: Verdict) -> DeliveryState {
+    match v {
+        Verdict::Accepted => DeliveryState::Accepted,
+        Verdict::Refused(r) => rejected(
+            ROLLBACK,
+            format!("the transaction was rolled back: {}", r.describe()),
+        ),
+        other => rejected(
+            ROLLBACK,
+            format!("the transaction was rolled back: {other:?}"),
+        ),
+    }
 }
 
 /// The txn-id and the inner outcome of a `transactional-state`, if `state` is one.
@@ -81,9 +111,11 @@ fn outcome_of(v: &Value) -> Option<DeliveryState> {
     })
 }
 
-fn txn_state(id: &[u8], outcome: DeliveryState) -> DeliveryState {
+/// A transactional transfer's state: held in transaction `id` (accepted), or released
+/// (a direct address without a consumer: not part of the transaction).
+pub(super) fn txn_state(id: &[u8], outcome: Verdict) -> DeliveryState {
     let outcome = match outcome {
-        DeliveryState::Accepted => Value::Described(
+        Verdict::Accepted => Value::Described(
             Box::new(Value::Ulong(0x24)),
             Box::new(Value::List(Vec::new())),
         ),
@@ -98,7 +130,8 @@ fn txn_state(id: &[u8], outcome: DeliveryState) -> DeliveryState {
     )
 }
 
-fn unknown(id: &[u8]) -> DeliveryState {
+/// The answer for a transfer or discharge naming a transaction that is not open.
+pub(super) fn unknown(id: &[u8]) -> DeliveryState {
     DeliveryState::Rejected(Rejected {
         error: Some(Error::new(
             UNKNOWN_ID,
@@ -125,7 +158,7 @@ impl Conn {
             Some((DECLARE, _)) => {
                 self.txns.next += 1;
                 let id = self.txns.next.to_be_bytes().to_vec();
-                self.txns.open.insert(id.clone(), Txn::default());
+                self.txns.open.insert(id.clone(), Transaction::new());
                 debug!(conn = self.id, txn = ?id, "transaction declared");
                 DeliveryState::Other(DECLARED, Value::List(vec![Value::Binary(id.into())]))
             }
@@ -135,16 +168,25 @@ impl Conn {
                     _ => Vec::new(),
                 };
                 let fail = matches!(fields.get(1), Some(Value::Bool(true)));
-                match self.txns.open.remove(&id) {
-                    None => unknown(&id),
-                    Some(txn) if fail => {
-                        self.rollback(txn);
+                match (self.txns.open.remove(&id), &self.principal) {
+                    (Some(txn), _) if fail => {
+                        txn.roll_back();
                         DeliveryState::Accepted
                     }
-                    Some(txn) => {
-                        self.commit(txn);
-                        DeliveryState::Accepted
+                    (Some(txn), Some(p)) => {
+                        // answered when the core has committed it: once every durable
+                        // message of it is on disk (Command::Verdict on this link)
+                        p.tenant.commit(
+                            txn,
+                            Later::Outbox {
+                                outbox: self.outbox.clone(),
+                                link: handle(link),
+                                delivery: delivery_id,
+                            },
+                        );
+                        return;
                     }
+                    _ => unknown(&id),
                 }
             }
             _ => DeliveryState::Rejected(Rejected {
@@ -156,88 +198,6 @@ impl Conn {
         };
         self.engine
             .disposition(link, delivery_id, Some(state), true);
-    }
-
-    /// A transactional send: held in its transaction until commit.
-    pub(super) fn hold_send(&mut self, id: &[u8], addr: Address, msg: Message) -> DeliveryState {
-        match self.txns.open.get_mut(id) {
-            Some(txn) => {
-                txn.sends.push((addr, msg));
-                txn_state(id, DeliveryState::Accepted)
-            }
-            None => unknown(id),
-        }
-    }
-
-    /// A consumer's transactional outcome: applied at commit.
-    pub(super) fn hold_ack(
-        &mut self,
-        id: &[u8],
-        link: LinkId,
-        token: u64,
-        outcome: DeliveryState,
-    ) -> bool {
-        match self.txns.open.get_mut(id) {
-            Some(txn) => {
-                txn.acks.push((link, token, outcome));
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn commit(&mut self, txn: Txn) {
-        let mut durable = false;
-        for (addr, msg) in txn.sends {
-            if let Address::Queue(q) = &addr {
-                durable |= q.will_persist(&msg);
-            }
-            self.publish_committed(addr, msg);
-        }
-        for (link, token, outcome) in txn.acks {
-            self.apply_outcome(link, token, outcome);
-        }
-        // the discharge is answered only once the committed durable messages are on disk
-        if durable {
-            if let Some(journal) = self.principal.as_ref().and_then(|p| p.tenant.journal()) {
-                let _ = tokio::task::block_in_place(|| journal.sync());
-            }
-        }
-    }
-
-    fn rollback(&mut self, txn: Txn) {
-        // consumed messages come back as failed deliveries (JMS: redelivered)
-        let failed = DeliveryState::Modified(Modified {
-            delivery_failed: Some(true),
-            ..Modified::default()
-        });
-        for (link, token, _) in txn.acks {
-            self.apply_outcome(link, token, failed.clone());
-        }
-    }
-
-    /// Publishes a committed message (as a settled send: the discharge is the answer).
-    fn publish_committed(&mut self, addr: Address, msg: Message) {
-        match addr {
-            Address::Queue(q) => {
-                q.publish_durably(msg, None);
-            }
-            Address::Topic(t) => {
-                t.publish_durably(msg, None);
-            }
-            Address::Anycast(a) => {
-                let _ = a.publish((&self.outbox, LinkId(u32::MAX)), msg, None);
-            }
-            Address::Multicast(m) => {
-                m.publish((&self.outbox, LinkId(u32::MAX)), msg);
-            }
-        }
-    }
-
-    fn apply_outcome(&mut self, link: LinkId, token: u64, outcome: DeliveryState) {
-        if let Some(o) = Outcome::from_state(&outcome) {
-            self.settle_token(link, token, o, outcome);
-        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! MQTT ⇄ AMQP translation, done once at the edge (DESIGN.md, bridging rules).
+//! MQTT ⇄ AMQP translation, done once at the edge (docs/ARCHITECTURE.md, "Bridging MQTT and AMQP").
 //!
 //! | MQTT                     | AMQP                                               |
 //! |--------------------------|----------------------------------------------------|

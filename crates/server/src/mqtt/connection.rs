@@ -21,11 +21,12 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use throng_amqp::definitions::DeliveryState;
-use throng_amqp::engine::LinkId;
 use throng_amqp::message::Message;
-use throng_core::queue::{now_ms, OnDurable, Queue, Stored};
-use throng_core::{Address, AddressKind, Command, ConsumerKey, Node, Op, Outbox, Outcome};
+use throng_core::queue::{now_ms, Queue};
+use throng_core::{
+    AddressKind, Command, ConsumerKey, Handle, Node, Op, Outbox, Outcome, Producer, Published,
+    Refusal, Reply, Target, Verdict,
+};
 use throng_idmap::IdMap;
 use throng_mqtt::codec::{Connect, RetainHandling, Subscribe, Unsubscribe};
 use throng_mqtt::engine::{Closed, Config, Connection, Event};
@@ -49,8 +50,9 @@ const QOS12_WINDOW: u32 = 1024;
 /// How long a connection that took a session over waits for the previous connection to
 /// hand the session's protocol state over before it goes on without it.
 const HANDOVER_TIMEOUT: Duration = Duration::from_secs(5);
-/// The link id under which inbound publishes wait for their store outcome.
-const INBOUND: LinkId = LinkId(u32::MAX);
+/// The core's handle for this connection's inbound publishes (their verdicts, the wait
+/// for a full address); subscription consumers are numbered from 1.
+const INBOUND: Handle = Handle(0);
 /// Receive maximum the node announces: QoS 1/2 publishes a client may have unacked.
 const RECEIVE_MAXIMUM: u16 = 1024;
 
@@ -96,7 +98,7 @@ struct Accepting {
 
 /// An outbound delivery waiting for engine send credit.
 struct Pending {
-    link: LinkId,
+    link: Handle,
     msg: Message,
     token: u64,
     settled: bool,
@@ -123,11 +125,11 @@ struct Conn {
     kicked: bool,
     /// The engine's `inbound_qos2_changes` when the session was last written.
     qos2_persisted: u64,
-    consumers: IdMap<LinkId, Consumer>,
+    consumers: IdMap<Handle, Consumer>,
     next_link: u32,
     /// Outbound QoS 1/2 packet id → (consumer link, queue token); `None` for retained
     /// messages sent on subscribe (nothing upstream to settle).
-    inflight: IdMap<u16, Option<(LinkId, u64)>>,
+    inflight: IdMap<u16, Option<(Handle, u64)>>,
     pending: VecDeque<Pending>,
     /// The connection ended without a clean DISCONNECT (or with v5 reason 0x04): its
     /// will is due.
@@ -184,7 +186,7 @@ pub async fn serve_connection<S>(
         kicked: false,
         qos2_persisted: 0,
         consumers: IdMap::default(),
-        next_link: 0,
+        next_link: 1,
         inflight: IdMap::default(),
         pending: VecDeque::new(),
         lost: true,
@@ -339,18 +341,7 @@ impl Conn {
 
     /// Acknowledges an inbound QoS 1/2 publish; a refusal carries a reason string saying
     /// why (v5).
-    fn ack(&mut self, packet_id: u16, reason: ReasonCode) {
-        let text = match reason {
-            ReasonCode::NotAuthorized => Some("no send permission for the topic"),
-            ReasonCode::TopicNameInvalid => {
-                Some("no such address (the tenant does not create addresses on first use)")
-            }
-            ReasonCode::QuotaExceeded => Some("the address is full"),
-            ReasonCode::UnspecifiedError => Some(
-                "the message was not accepted: it could not be stored, or a consumer rejected it",
-            ),
-            _ => None,
-        };
+    fn ack(&mut self, packet_id: u16, reason: ReasonCode, text: Option<&str>) {
         let props = text.map(why).unwrap_or_default();
         // a 3.1.1 refusal closes the connection (the engine: MQTT-3.3.5-2)
         let _ = self.engine.ack_publish_with(packet_id, reason, props);
@@ -581,8 +572,8 @@ impl Conn {
                 if attached.contains(&src.id) {
                     continue;
                 }
-                let link = LinkId(self.next_link);
-                self.next_link = self.next_link.wrapping_add(1) % (u32::MAX - 1);
+                let link = Handle(self.next_link);
+                self.next_link = self.next_link.checked_add(1).unwrap_or(1);
                 let presettled = sub.options.qos == QoS::AtMostOnce;
                 let key = src
                     .queue
@@ -744,7 +735,7 @@ impl Conn {
 
     /// Removes the consumers of the given sources (their unsettled messages go back).
     fn detach_sources(&mut self, ids: &[u64]) {
-        let links: Vec<LinkId> = self
+        let links: Vec<Handle> = self
             .consumers
             .iter()
             .filter(|(_, c)| ids.contains(&c.source))
@@ -766,13 +757,6 @@ impl Conn {
         };
         let topic = p.topic.as_str();
         let qos = p.qos;
-        if !principal.may(Op::Send, topic) {
-            warn!(conn = self.id, client = %self.client_id, topic, "publish refused: no send permission");
-            if qos != QoS::AtMostOnce {
-                self.ack(p.packet_id, ReasonCode::NotAuthorized);
-            }
-            return;
-        }
         let bytes = bridge::to_amqp(
             topic,
             qos,
@@ -786,88 +770,71 @@ impl Conn {
             Err(e) => {
                 warn!(conn = self.id, "cannot build the AMQP message: {e}");
                 if qos != QoS::AtMostOnce {
-                    self.ack(p.packet_id, ReasonCode::UnspecifiedError);
+                    self.ack(p.packet_id, ReasonCode::UnspecifiedError, None);
                 }
                 return;
             }
         };
-        if p.retain {
-            // acknowledged once the retained message is on disk too
-            let done = (qos != QoS::AtMostOnce).then(|| self.hold_output());
-            let retained = (!p.payload.is_empty()).then(|| msg.clone());
-            principal.tenant.set_retained(topic, retained, done);
+        let reply = match qos {
+            QoS::AtMostOnce => Reply::None,
+            _ => Reply::Delivery(p.packet_id as u32),
+        };
+        let Published { verdict, wait } = principal.tenant.publish(
+            msg,
+            Target::Named(topic, AddressKind::Topic),
+            Some(Producer {
+                outbox: &self.outbox,
+                link: INBOUND,
+            }),
+            reply,
+            principal.user.as_ref(),
+        );
+        if wait {
+            self.blocked = true;
         }
-        let outcome = self.route(&principal, topic, msg, qos, p.packet_id);
-        if qos == QoS::AtMostOnce {
-            return;
-        }
-        if let Some(reason) = outcome {
-            self.ack(p.packet_id, reason);
+        match verdict {
+            Some(Verdict::Refused(r)) => {
+                warn!(conn = self.id, client = %self.client_id, topic, "publish refused: {}", r.describe());
+                if qos != QoS::AtMostOnce || r == Refusal::StoreFailed {
+                    self.tell(p.packet_id, Verdict::Refused(r));
+                }
+            }
+            Some(v) if qos != QoS::AtMostOnce => self.tell(p.packet_id, v),
+            _ => {}
         }
     }
 
-    /// Stores or forwards a message to the address `topic`; returns the reason code to
-    /// acknowledge with now, or `None` when the outcome arrives later as a command.
-    fn route(
-        &mut self,
-        principal: &Principal,
-        topic: &str,
-        msg: Message,
-        qos: QoS,
-        packet_id: u16,
-    ) -> Option<ReasonCode> {
-        let outbox = self.outbox.clone();
-        let make = move || -> OnDurable { outbox.settle_when_written(INBOUND, packet_id as u32) };
-        let wants_ack = qos != QoS::AtMostOnce;
-        let on_durable = wants_ack.then_some(&make as &dyn Fn() -> OnDurable);
-        let stored = |conn: &mut Conn, stored: Stored, room: Option<Arc<Queue>>| {
-            if let Some(q) = room {
-                conn.blocked = true;
-                q.notify_when_space(conn.outbox.clone(), INBOUND);
+    /// Tells a publisher the core's verdict on its publish `packet_id`: the PUBACK (or
+    /// PUBREC) reason code. A failed store closes the connection (v5: DISCONNECT 0x80)
+    /// instead: the node cannot keep what it would acknowledge, and the client sends
+    /// again once reconnected.
+    fn tell(&mut self, packet_id: u16, v: Verdict) {
+        let (reason, text) = match &v {
+            Verdict::Accepted => (ReasonCode::Success, None),
+            Verdict::Released | Verdict::Modified { .. } => {
+                (ReasonCode::NoMatchingSubscribers, None)
             }
-            match stored {
-                Stored::Now => Some(ReasonCode::Success),
-                Stored::WhenDurable => None,
-                Stored::Failed => Some(ReasonCode::UnspecifiedError),
-                Stored::Full => Some(ReasonCode::QuotaExceeded),
+            Verdict::RejectedByConsumer(_) => (
+                ReasonCode::UnspecifiedError,
+                Some("the consumer did not accept the message"),
+            ),
+            Verdict::Refused(r) => {
+                let reason = match r {
+                    Refusal::Full | Refusal::TooLarge => ReasonCode::QuotaExceeded,
+                    Refusal::NotPermitted => ReasonCode::NotAuthorized,
+                    Refusal::NotFound | Refusal::NoAddress => ReasonCode::TopicNameInvalid,
+                    Refusal::NoConsumer => ReasonCode::NoMatchingSubscribers,
+                    Refusal::StoreFailed => {
+                        warn!(conn = self.id, client = %self.client_id, "closing: the message store failed");
+                        self.engine
+                            .disconnect(ReasonCode::UnspecifiedError, why(r.describe()));
+                        return;
+                    }
+                };
+                (reason, Some(r.describe()))
             }
         };
-        match principal.tenant.resolve(topic, AddressKind::Topic) {
-            Some(Address::Topic(t)) => {
-                let (s, full) = t.publish_durably(msg, on_durable);
-                stored(self, s, full)
-            }
-            Some(Address::Queue(q)) => {
-                let (s, room) = q.publish_durably(msg, on_durable);
-                let full = (!room && !q.rejects_when_full()).then(|| q.clone());
-                stored(self, s, full)
-            }
-            Some(Address::Multicast(m)) => {
-                if m.publish((&self.outbox, INBOUND), msg) == 0 {
-                    Some(ReasonCode::NoMatchingSubscribers)
-                } else {
-                    Some(ReasonCode::Success)
-                }
-            }
-            Some(Address::Anycast(a)) => {
-                let origin = wants_ack.then(|| throng_core::anycast::Origin {
-                    outbox: self.outbox.clone(),
-                    link: INBOUND,
-                    delivery_id: packet_id as u32,
-                });
-                match a.publish((&self.outbox, INBOUND), msg, origin) {
-                    throng_core::anycast::Forwarded::Accepted => Some(ReasonCode::Success),
-                    throng_core::anycast::Forwarded::Pending => None,
-                    throng_core::anycast::Forwarded::NoConsumer => {
-                        Some(ReasonCode::NoMatchingSubscribers)
-                    }
-                }
-            }
-            None => {
-                warn!(conn = self.id, client = %self.client_id, topic, "publish to an unknown address refused (the tenant does not create addresses on first use)");
-                Some(ReasonCode::TopicNameInvalid)
-            }
-        }
+        self.ack(packet_id, reason, text);
     }
 
     fn apply(&mut self, cmd: Command) {
@@ -888,28 +855,16 @@ impl Conn {
                     expires_at,
                 });
             }
-            Command::Outcome {
+            Command::Verdict {
                 link: INBOUND,
-                delivery_id,
-                state,
-            } => {
-                let reason = match state {
-                    DeliveryState::Accepted => ReasonCode::Success,
-                    DeliveryState::Rejected(_) => ReasonCode::UnspecifiedError,
-                    _ => ReasonCode::NoMatchingSubscribers,
-                };
-                self.ack(delivery_id as u16, reason);
-            }
+                delivery,
+                verdict,
+            } => self.tell(delivery as u16, verdict),
             Command::Unblocked { link: INBOUND } => self.blocked = false,
-            Command::Outcome { .. }
+            Command::Verdict { .. }
             | Command::Unblocked { .. }
             | Command::SetCredit { .. }
             | Command::Drained { .. } => {}
-            Command::Detach { link, .. } => {
-                if let Some(c) = self.consumers.remove(&link) {
-                    c.queue.remove_consumer(c.key);
-                }
-            }
         }
     }
 
@@ -977,7 +932,7 @@ impl Conn {
     }
 
     /// A delivery is done: settle it upstream and top the consumer's credit up.
-    fn complete(&mut self, link: LinkId, token: u64, settled: bool) {
+    fn complete(&mut self, link: Handle, token: u64, settled: bool) {
         let Some(c) = self.consumers.get_mut(&link) else {
             return;
         };
@@ -1029,7 +984,7 @@ impl Conn {
                 self.complete(link, token, false);
             }
         }
-        let links: Vec<LinkId> = self.consumers.keys().copied().collect();
+        let links: Vec<Handle> = self.consumers.keys().copied().collect();
         for l in links {
             if let Some(c) = self.consumers.remove(&l) {
                 c.queue.remove_consumer(c.key);
