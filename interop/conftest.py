@@ -5,7 +5,7 @@ with its own config file and data directory under pytest's tmp_path. The fixture
 reads the server's stdout until `listening amqp 127.0.0.1:PORT` and `listening mqtt
 127.0.0.1:PORT` and `listening http 127.0.0.1:PORT` (every server also serves MQTT,
 `.mqtt_port`, and HTTP, `.http_port`), and on teardown
-sends SIGTERM and requires exit code 0 (DESIGN.md: clean stop on SIGTERM).
+sends SIGTERM and requires exit code 0 (the contract in docs/ARCHITECTURE.md: clean stop on SIGTERM).
 
 The binary is `$THRONG_BIN`, or `target/release/throng` at the repository root.
 

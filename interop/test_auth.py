@@ -1,4 +1,4 @@
-"""SASL (DESIGN.md: when a tenant has users, anonymous access is refused) with python-qpid-proton."""
+"""SASL (when a tenant has users, anonymous access is refused: docs/SEMANTICS.md) with python-qpid-proton."""
 
 import pytest
 from proton import ConnectionException, Delivery, Message

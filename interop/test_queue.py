@@ -1,4 +1,4 @@
-"""Queue semantics (DESIGN.md, address type `queue`) with python-qpid-proton."""
+"""Queue semantics (docs/ARCHITECTURE.md, "Address types": `queue`) with python-qpid-proton."""
 
 import subprocess
 import sys

@@ -1,4 +1,4 @@
-"""Dynamic nodes and request/reply (DESIGN.md) with python-qpid-proton."""
+"""Dynamic nodes and request/reply (docs/ARCHITECTURE.md, "Address types") with python-qpid-proton."""
 
 from proton import Delivery, Message
 

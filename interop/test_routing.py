@@ -1,4 +1,4 @@
-"""topic, anycast and multicast semantics (DESIGN.md address types) with python-qpid-proton."""
+"""topic, anycast and multicast semantics (docs/ARCHITECTURE.md, "Address types") with python-qpid-proton."""
 
 import pytest
 from proton import Delivery, Message, Timeout
@@ -111,3 +111,32 @@ def test_multicast_every_receiver_gets_every_message(world):
         assert all(r.delivery.settled for r in got), "multicast deliveries must arrive presettled"
     world.pump(0.3)
     assert not r1.available and not r2.available
+
+
+def test_multicast_whose_only_consumer_has_no_credit_releases_for_amqp_and_mqtt(server, world):
+    """Issue 11: one answer from the core for every protocol. A copy that no consumer can
+    take is dropped, so nobody has the message: AMQP is told released, MQTT 5 0x10 (No
+    matching subscribers), never accepted / success."""
+    import queue as queue_mod
+
+    import paho.mqtt.client as mqtt
+
+    rcv = world.receiver(world.connect(), "multi1", credit=0)
+    world.pump(0.3)
+    snd = world.sender(world.connect(), "multi1")
+    world.wait(lambda: snd.credit > 0, what="multicast producer credit with a consumer attached")
+    assert outcome_name(snd.send(Message(body="nobody can take this"))) == "RELEASED"
+
+    acks = queue_mod.Queue()
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="mc-pub", protocol=mqtt.MQTTv5)
+    c.on_publish = lambda cl, u, mid, rc, props: acks.put(rc)
+    c.connect("127.0.0.1", server.mqtt_port)
+    c.loop_start()
+    try:
+        c.publish("multi1", b"nor this", qos=1)
+        rc = acks.get(timeout=10)
+        assert getattr(rc, "value", rc) == 0x10, f"PUBACK reason {rc}"
+    finally:
+        c.loop_stop()
+        c.disconnect()
+    assert not rcv.available
