@@ -2,6 +2,7 @@
 driven by python-qpid-proton's transaction API, as JMS transacted sessions use them."""
 
 import threading
+import time
 
 from proton import Message
 from proton.handlers import MessagingHandler, TransactionHandler
@@ -249,3 +250,110 @@ def test_a_durable_topic_transaction_survives_kill_9_right_after_commit(restarta
         assert "Timeout" in type(e).__name__ or "timed out" in str(e).lower(), e
     conn.close()
     assert len(got) == committed, f"{committed - len(got)} committed messages lost"
+
+
+class TxLoop(MessagingHandler, TransactionHandler):
+    """Commits transactions of `batch` durable messages to `address` one after another until
+    the connection goes (the node is killed); `committed` holds the bodies of every
+    transaction whose commit was answered."""
+
+    def __init__(self, url, address, tag, batch=20):
+        super().__init__(prefetch=0, auto_accept=False)
+        self.url, self.address, self.tag, self.batch = url, address, tag, batch
+        self.committed, self.pending, self.n = [], [], 0
+
+    def on_start(self, event):
+        self.container = event.container
+        self.conn = event.container.connect(self.url, reconnect=False)
+        self.sender = event.container.create_sender(self.conn, self.address)
+        event.container.declare_transaction(self.conn, handler=self)
+
+    def on_transaction_declared(self, event):
+        self.txn = event.transaction
+        self.pending = []
+        self.fill()
+
+    def on_sendable(self, event):
+        self.fill()
+
+    def fill(self):
+        txn = getattr(self, "txn", None)
+        if txn is None:
+            return
+        while len(self.pending) < self.batch and self.sender.credit > 0:
+            body = f"{self.tag}-{self.n}"
+            self.n += 1
+            txn.send(self.sender, Message(body=body, durable=True))
+            self.pending.append(body)
+        if len(self.pending) == self.batch:
+            self.txn = None
+            txn.commit()
+
+    def on_transaction_committed(self, event):
+        self.committed.extend(self.pending)
+        self.container.declare_transaction(self.conn, handler=self)
+
+    def on_transaction_commit_failed(self, event):
+        self.conn.close()
+
+    def on_transport_error(self, event):
+        event.container.stop()
+
+    def on_disconnected(self, event):
+        event.container.stop()
+
+
+def test_no_committed_message_is_lost_to_kill_9_under_load(restartable, tmp_path):
+    """Transactional producers on a queue and on a topic with a durable subscription, the
+    node killed at a random moment, 20 times: every message of every commit that was
+    answered is there after the restarts."""
+    import random
+
+    from proton.reactor import DurableSubscription
+    from proton.utils import BlockingConnection
+
+    def subscription(url):
+        conn = BlockingConnection(url, timeout=TIMEOUT, container=Container(container_id="crash"))
+        return conn, conn.create_receiver("t1", name="sub", options=DurableSubscription(), credit=0)
+
+    data = tmp_path / "data"
+    node = restartable(data)
+    conn, rcv = subscription(node.url)
+    rcv.detach()
+    conn.close()
+    committed = {"q1": [], "t1": []}
+    for round_ in range(20):
+        loops = [TxLoop(node.url, a, f"r{round_}-{a}") for a in committed]
+        threads = [threading.Thread(target=Container(l).run, daemon=True) for l in loops]
+        for t in threads:
+            t.start()
+        time.sleep(0.2 + random.random() * 0.4)
+        node.kill()
+        for t in threads:
+            t.join(10)
+            assert not t.is_alive(), "a producer hung after the crash"
+        for l in loops:
+            committed[l.address].extend(l.committed)
+        node = restartable(data)
+    assert all(committed.values()), {a: len(c) for a, c in committed.items()}
+
+    def receive_all(rcv, n):
+        got = set()
+        rcv.flow(n + 100)
+        try:
+            while True:
+                got.add(rcv.receive(timeout=3).body)
+                rcv.accept()
+        except Exception as e:
+            assert "Timeout" in type(e).__name__ or "timed out" in str(e).lower(), e
+        return got
+
+    conn, rcv = subscription(node.url)
+    on_topic = receive_all(rcv, len(committed["t1"]))
+    conn.close()
+    conn = BlockingConnection(node.url, timeout=TIMEOUT)
+    on_queue = receive_all(conn.create_receiver("q1", credit=0), len(committed["q1"]))
+    conn.close()
+    lost = [b for b in committed["q1"] if b not in on_queue]
+    lost += [b for b in committed["t1"] if b not in on_topic]
+    assert not lost, f"{len(lost)} committed messages lost, e.g. {lost[:5]}"
