@@ -397,9 +397,11 @@ fn writer_failure_is_reported() {
         failed.load(Ordering::Relaxed),
     );
     // Only records before the failed segment roll-over were durable; every other one
-    // accepted by `append` heard that it failed.
+    // accepted by `append` heard that it failed. Whether any accepted record was left
+    // to fail depends on how far the writer got before the loop's next append saw the
+    // failure (CI saw none), so the rule checked is: every record `append` accepted was
+    // either made durable or told it failed, exactly once.
     assert!(durable < 10, "{durable}");
-    assert!(failed > 0);
     assert_eq!(durable + failed, appended, "every callback ran once");
     drop(j); // and dropping a failed journal does not hang
 }
