@@ -71,7 +71,8 @@ impl Address {
         }
     }
 
-    /// Whether a consumer is attached (direct addresses), or the address stores.
+    /// How many consumers a direct address has attached; `None` for the types that store
+    /// (a transaction checks its direct addresses before it commits).
     pub fn consumer_count(&self) -> Option<usize> {
         match self {
             Address::Anycast(a) => Some(a.consumer_count()),

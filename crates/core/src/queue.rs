@@ -697,23 +697,11 @@ impl Queue {
             return (Stored::Full, false);
         }
         let seq = st.next_seq;
-        let mut stored = Stored::Now;
-        if let (true, Some(p)) = (durable, &self.persistence) {
-            let rec = Record::Enqueue {
-                queue: p.key.clone(),
-                seq,
-                message: msg.bytes().clone(),
-            };
-            match p.journal.append(rec, on_durable.map(|make| make())) {
-                Ok(()) => stored = Stored::WhenDurable,
-                Err(e) => {
-                    if !std::mem::replace(&mut st.journal_error_logged, true) {
-                        tracing::error!(queue = %self.name, "journal append failed: {e}; durable messages are refused");
-                    }
-                    return (Stored::Failed, st.bytes < self.max_bytes);
-                }
-            }
-        }
+        let stored = match self.journal_enqueue(&mut st, durable, seq, &msg, on_durable) {
+            Ok(true) => Stored::WhenDurable,
+            Ok(false) => Stored::Now,
+            Err(()) => return (Stored::Failed, st.bytes < self.max_bytes),
+        };
         st.next_seq += 1;
         st.bytes += msg.len();
         let mut entry = Entry::new(seq, msg, prep, 0, durable);
@@ -745,22 +733,43 @@ impl Queue {
             return Err(Refusal::Full);
         }
         let seq = st.next_seq;
-        if let (true, Some(p)) = (durable, &self.persistence) {
-            let rec = Record::Enqueue {
-                queue: p.key.clone(),
-                seq,
-                message: msg.bytes().clone(),
-            };
-            if let Err(e) = p.journal.append(rec, on_durable.map(|make| make())) {
+        let journaled = self
+            .journal_enqueue(&mut st, durable, seq, &msg, on_durable)
+            .map_err(|()| Refusal::StoreFailed)?;
+        st.next_seq += 1;
+        st.bytes += msg.len();
+        Ok((Entry::new(seq, msg, prep, 0, durable), journaled))
+    }
+
+    /// Appends the `Enqueue` record of a durable message under the queue lock (journal
+    /// order is queue order), `on_durable` running once it is on disk. `Ok(false)`: not
+    /// journaled (not durable, or no journal); `Err`: the journal refused it (logged once
+    /// per queue).
+    fn journal_enqueue(
+        &self,
+        st: &mut State,
+        durable: bool,
+        seq: u64,
+        msg: &Message,
+        on_durable: Option<MakeOnDurable<'_>>,
+    ) -> Result<bool, ()> {
+        let (true, Some(p)) = (durable, &self.persistence) else {
+            return Ok(false);
+        };
+        let rec = Record::Enqueue {
+            queue: p.key.clone(),
+            seq,
+            message: msg.bytes().clone(),
+        };
+        match p.journal.append(rec, on_durable.map(|make| make())) {
+            Ok(()) => Ok(true),
+            Err(e) => {
                 if !std::mem::replace(&mut st.journal_error_logged, true) {
                     tracing::error!(queue = %self.name, "journal append failed: {e}; durable messages are refused");
                 }
-                return Err(Refusal::StoreFailed);
+                Err(())
             }
         }
-        st.next_seq += 1;
-        st.bytes += msg.len();
-        Ok((Entry::new(seq, msg, prep, 0, durable), durable))
     }
 
     /// Shows staged entries to consumers (a committed transaction's messages).

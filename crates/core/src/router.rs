@@ -79,17 +79,12 @@ impl Published {
 /// answered at once costs no allocation or reference count).
 struct Pending<'a> {
     from: Option<Producer<'a>>,
+    /// Whether anybody waits for a verdict that comes later.
+    wants: bool,
     reply: Cell<Option<Reply>>,
 }
 
 impl Pending<'_> {
-    fn wants(&self) -> bool {
-        let r = self.reply.take();
-        let wants = !matches!(r, None | Some(Reply::None));
-        self.reply.set(r);
-        wants
-    }
-
     /// The owned reply (taken once).
     fn later(&self) -> Option<Later> {
         match self.reply.take()? {
@@ -188,6 +183,7 @@ impl Tenant {
         };
         let pending = Pending {
             from,
+            wants: !matches!(reply, Reply::None),
             reply: Cell::new(Some(reply)),
         };
         match &address {
@@ -195,7 +191,7 @@ impl Tenant {
             Address::Topic(t) => self.to_topic(t, msg, &pending),
             Address::Anycast(a) => {
                 let from = pending.from.map(|p| (p.outbox, p.link));
-                let wants = pending.wants();
+                let wants = pending.wants;
                 match a.publish(from, msg, pending.later()) {
                     Forwarded::Accepted => Published::now(Verdict::Accepted),
                     Forwarded::Pending if wants => Published {
@@ -222,7 +218,7 @@ impl Tenant {
             return Published::refused(Refusal::TooLarge);
         }
         let make = || pending.on_durable();
-        let on_durable = pending.wants().then_some(&make as MakeOnDurable<'_>);
+        let on_durable = pending.wants.then_some(&make as MakeOnDurable<'_>);
         let (stored, room) = q.publish_durably(msg, on_durable);
         let verdict = match stored {
             Stored::Full => return Published::refused(Refusal::Full),
@@ -252,29 +248,18 @@ impl Tenant {
 
     fn to_topic(&self, t: &Arc<Topic>, msg: Message, pending: &Pending<'_>) -> Published {
         let retain = retain_asked(&msg);
-        let wants = pending.wants();
+        let wants = pending.wants;
         // a retained message is answered once its retained copy is stored as well
         let both = match (&retain, wants) {
             (Some(_), true) => Some(Arc::new(Countdown::new(2, pending.on_durable()))),
             _ => None,
         };
         if let Some(value) = retain {
-            let done = both.clone().map(|b| -> throng_store::Committed {
-                Box::new(move |r| {
-                    b.one_done(match r {
-                        Ok(()) => Written::Durable,
-                        Err(_) => Written::Failed,
-                    })
-                })
-            });
-            self.set_retained(t.name(), value, done);
+            self.set_retained(t.name(), value, both.as_ref().map(|b| b.one_row()));
         }
         let (stored, full) = match &both {
             Some(b) => {
-                let make = || -> OnDurable {
-                    let b = b.clone();
-                    Box::new(move |w| b.one_done(w))
-                };
+                let make = || b.one_write();
                 t.publish_durably(msg, Some(&make as MakeOnDurable<'_>))
             }
             None => {

@@ -238,6 +238,23 @@ impl Countdown {
         }
     }
 
+    /// The journal callback of one of the writes.
+    pub(crate) fn one_write(self: &Arc<Self>) -> OnDurable {
+        let c = self.clone();
+        Box::new(move |w| c.one_done(w))
+    }
+
+    /// The metadata store's callback of one of the writes (a retained message's row).
+    pub(crate) fn one_row(self: &Arc<Self>) -> throng_store::Committed {
+        let c = self.clone();
+        Box::new(move |r| {
+            c.one_done(match r {
+                Ok(()) => Written::Durable,
+                Err(_) => Written::Failed,
+            })
+        })
+    }
+
     /// One more write to wait for (counted before it is started).
     pub(crate) fn add_one(&self) {
         self.remaining.fetch_add(1, Ordering::AcqRel);

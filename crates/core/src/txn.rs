@@ -211,13 +211,12 @@ impl Tenant {
                     .into_iter()
                     .find(|q| q.bytes().saturating_add(need) > q.max_bytes())
             }
-            Address::Anycast(a) if a.consumer_count() == 0 => {
-                return Published::now(Verdict::Released)
+            Address::Anycast(_) | Address::Multicast(_) => {
+                if address.consumer_count() == Some(0) {
+                    return Published::now(Verdict::Released);
+                }
+                None
             }
-            Address::Multicast(m) if m.consumer_count() == 0 => {
-                return Published::now(Verdict::Released)
-            }
-            Address::Anycast(_) | Address::Multicast(_) => None,
         };
         match txn.held.iter_mut().find(|(i, _)| *i == id) {
             Some((_, b)) => *b = need,
@@ -256,12 +255,7 @@ impl Tenant {
         if let Some(why) = doomed {
             return staged.abandon(why);
         }
-        let direct_without_consumer = sends.iter().any(|(a, _)| match a {
-            Address::Anycast(x) => x.consumer_count() == 0,
-            Address::Multicast(x) => x.consumer_count() == 0,
-            Address::Queue(_) | Address::Topic(_) => false,
-        });
-        if direct_without_consumer {
+        if sends.iter().any(|(a, _)| a.consumer_count() == Some(0)) {
             return staged.abandon(Refusal::NoConsumer);
         }
         // the commit finishes when the last write is on disk; the staging itself holds one
@@ -282,8 +276,7 @@ impl Tenant {
         let gate = Arc::new(Countdown::new(1, finish));
         let one_write = || -> OnDurable {
             gate.add_one();
-            let g = gate.clone();
-            Box::new(move |w| g.one_done(w))
+            gate.one_write()
         };
         for (address, msg) in sends {
             let result = match &address {
@@ -294,16 +287,8 @@ impl Tenant {
                 }
                 Address::Topic(t) => {
                     if let Some(value) = retain_asked(&msg) {
-                        let g = gate.clone();
                         gate.add_one();
-                        let written: throng_store::Committed = Box::new(move |r| {
-                            g.one_done(if r.is_ok() {
-                                Written::Durable
-                            } else {
-                                Written::Failed
-                            })
-                        });
-                        self.store_retained_row(t.name(), value.as_ref(), written);
+                        self.store_retained_row(t.name(), value.as_ref(), gate.one_row());
                         staged.retained.push((t.name().to_string(), value));
                     }
                     let prep = Prepared::of(&msg);
