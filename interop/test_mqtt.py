@@ -786,6 +786,28 @@ def test_qos2_state_survives_node_crashes_without_loss_or_duplicates(restartable
     sink.close()
 
 
+def test_v5_payload_format_and_repeated_user_properties_are_forwarded(clients, world):
+    # MQTT-3.3.2-4 (payload format indicator unaltered), MQTT-3.3.2-18 (every user
+    # property, in order); an AMQP consumer sees the first value of a repeated key
+    sub = clients(version=5)
+    sub.subscribe("pfi/#", qos=1)
+    pub = clients(version=5)
+    pub.publish("pfi/a", b"created")
+    sub.get()
+    rcv = world.receiver(world.connect(), "pfi/a", credit=10)
+    world.pump(0.2)
+    props = Properties(PacketTypes.PUBLISH)
+    props.PayloadFormatIndicator = 1
+    props.UserProperty = [("k", "x"), ("j", "1"), ("k", "y")]
+    pub.publish("pfi/a", b"text", qos=1, properties=props)
+    m = sub.get()
+    assert m.properties.PayloadFormatIndicator == 1
+    assert m.properties.UserProperty == [("k", "x"), ("j", "1"), ("k", "y")]
+    r = rcv.get()
+    assert r.message.properties == {"k": "x", "j": "1"}
+    r.accept()
+
+
 def test_v5_subscription_options_and_identifiers(clients):
     from paho.mqtt.subscribeoptions import SubscribeOptions
     c = clients(version=5)

@@ -6,7 +6,10 @@
 //! | payload                  | one `data` section                                 |
 //! | QoS > 0                  | header `durable = true`; QoS in `x-opt-mqtt-qos`   |
 //! | retain                   | message annotation `x-opt-retain-message = true`   |
-//! | user properties          | application-properties (string values)             |
+//! | payload format indicator | annotation `x-opt-mqtt-payload-format` (ubyte)     |
+//! | user properties          | application-properties (string values); if a key   |
+//! |                          | repeats, also every pair in order in the           |
+//! |                          | annotation `x-opt-mqtt-user-properties`            |
 //! | response topic           | `reply-to`                                         |
 //! | correlation data         | `correlation-id` (binary)                          |
 //! | content type             | `content-type`                                     |
@@ -30,6 +33,13 @@ pub const QOS_ANNOTATION: &str = "x-opt-mqtt-qos";
 pub const RETAIN_ANNOTATION: &str = "x-opt-retain-message";
 /// Annotation naming the MQTT client that published a message (for no-local).
 pub const CLIENT_ANNOTATION: &str = "x-opt-mqtt-client";
+/// Annotation carrying an MQTT 5 payload format indicator (0 bytes, 1 UTF-8), forwarded
+/// unaltered to MQTT 5 subscribers (MQTT-3.3.2-4).
+pub const PAYLOAD_FORMAT_ANNOTATION: &str = "x-opt-mqtt-payload-format";
+/// Annotation carrying every MQTT 5 user property in order, as a list of strings
+/// `[k1, v1, k2, v2, …]`, when a key repeats: application-properties is a map, where only
+/// the first value of a key fits (MQTT-3.3.2-18 wants every pair forwarded in order).
+pub const USER_PROPERTIES_ANNOTATION: &str = "x-opt-mqtt-user-properties";
 
 /// The AMQP message for an MQTT publish (or will) on `topic` by client `client`.
 ///
@@ -45,6 +55,7 @@ pub fn to_amqp(
     payload: Bytes,
     client: &str,
 ) -> Bytes {
+    let repeats = repeated_keys(props);
     let mut buf = BytesMut::with_capacity(amqp_capacity(topic, client, props, payload.len()));
     Header {
         durable: Some(qos != QoS::AtMostOnce),
@@ -60,11 +71,29 @@ pub fn to_amqp(
     encode::ubyte(&mut buf, qos as u8);
     encode::symbol(&mut buf, CLIENT_ANNOTATION);
     encode::string(&mut buf, client);
+    let mut count = 4;
     if retain {
         encode::symbol(&mut buf, RETAIN_ANNOTATION);
         encode::boolean(&mut buf, true);
+        count += 2;
     }
-    encode::end_compound(&mut buf, start, if retain { 6 } else { 4 }, format::MAP8);
+    if let Some(f) = props.payload_format_indicator {
+        encode::symbol(&mut buf, PAYLOAD_FORMAT_ANNOTATION);
+        encode::ubyte(&mut buf, f);
+        count += 2;
+    }
+    if repeats {
+        encode::symbol(&mut buf, USER_PROPERTIES_ANNOTATION);
+        let list = encode::begin_compound(&mut buf, format::LIST32);
+        for (k, v) in &props.user_properties {
+            encode::string(&mut buf, k.as_str());
+            encode::string(&mut buf, v.as_str());
+        }
+        let n = props.user_properties.len() * 2;
+        encode::end_compound(&mut buf, list, n, format::LIST8);
+        count += 2;
+    }
+    encode::end_compound(&mut buf, start, count, format::MAP8);
     // properties: message-id, user-id, to, subject, reply-to, correlation-id,
     // content-type; trailing nulls left out
     encode::descriptor(&mut buf, section::PROPERTIES);
@@ -108,8 +137,9 @@ pub fn to_amqp(
         let start = encode::begin_compound(&mut buf, format::MAP32);
         let mut count = 0;
         for (i, (k, v)) in props.user_properties.iter().enumerate() {
-            // AMQP application-properties is a map: the first of repeated keys wins
-            if props.user_properties[..i].iter().any(|(x, _)| x == k) {
+            // AMQP application-properties is a map: the first of repeated keys stands
+            // there (all pairs are in the annotation)
+            if repeats && props.user_properties[..i].iter().any(|(x, _)| x == k) {
                 continue;
             }
             encode::string(&mut buf, k.as_str());
@@ -123,11 +153,28 @@ pub fn to_amqp(
     buf.freeze()
 }
 
+/// Whether a user property key repeats (a handful of pairs: quadratic is cheapest).
+fn repeated_keys(props: &Properties) -> bool {
+    let pairs = &props.user_properties;
+    (1..pairs.len()).any(|i| pairs[..i].iter().any(|(k, _)| *k == pairs[i].0))
+}
+
 /// An upper bound of the size of [`to_amqp`]'s encoding: sections, descriptors and
-/// annotation names take less than 128 bytes; the rest is topic, client id, MQTT
-/// properties (their AMQP forms are no longer) and payload.
+/// annotation names take less than 160 bytes; the rest is topic, client id, MQTT
+/// properties (their AMQP forms are no longer) and payload — and the user properties
+/// once more (each string at most 5 bytes longer) when they go in the annotation too.
 fn amqp_capacity(topic: &str, client: &str, props: &Properties, payload: usize) -> usize {
-    128 + topic.len() + client.len() + props.encoded_len() + payload
+    let again = if repeated_keys(props) {
+        props
+            .user_properties
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 10)
+            .sum::<usize>()
+            + 9
+    } else {
+        0
+    };
+    160 + topic.len() + client.len() + props.encoded_len() + again + payload
 }
 
 /// The client id of the MQTT client that published `msg`, if one did: for no-local
@@ -150,9 +197,15 @@ pub fn to_mqtt(msg: &Message, topic: &ByteStr, max_qos: QoS, v5: bool) -> Publis
         QoS::AtMostOnce
     };
     let mut retained = false;
+    let (mut format, mut pairs) = (None, None);
     if msg.has_message_annotations() {
-        // one pass, allocating nothing
-        if let Ok([qos, retain]) = msg.find_annotations([QOS_ANNOTATION, RETAIN_ANNOTATION]) {
+        // one pass, allocating nothing unless a user property key repeats
+        if let Ok([qos, retain, f, user]) = msg.find_annotations([
+            QOS_ANNOTATION,
+            RETAIN_ANNOTATION,
+            PAYLOAD_FORMAT_ANNOTATION,
+            USER_PROPERTIES_ANNOTATION,
+        ]) {
             if let Some(q) = qos
                 .and_then(|v| v.as_u64())
                 .and_then(|q| QoS::from_u8(q as u8))
@@ -160,6 +213,10 @@ pub fn to_mqtt(msg: &Message, topic: &ByteStr, max_qos: QoS, v5: bool) -> Publis
                 msg_qos = q;
             }
             retained = matches!(retain, Some(Value::Bool(true)));
+            format = f
+                .and_then(|v| v.as_u64())
+                .and_then(|f| u8::try_from(f).ok());
+            pairs = user;
         }
     }
     let payload = match msg.body() {
@@ -174,6 +231,9 @@ pub fn to_mqtt(msg: &Message, topic: &ByteStr, max_qos: QoS, v5: bool) -> Publis
     publish.retain = retained;
     if v5 {
         let p = &mut publish.properties;
+        if let Some(f) = format {
+            p.payload_format_indicator = Some(f);
+        }
         if let Some(ttl) = header.ttl {
             p.message_expiry_interval = Some(ttl.div_ceil(1000));
         }
@@ -194,7 +254,9 @@ pub fn to_mqtt(msg: &Message, topic: &ByteStr, max_qos: QoS, v5: bool) -> Publis
                 });
             }
         }
-        if let Ok(Some(app)) = msg.application_properties() {
+        if let Some(all) = pairs.and_then(user_property_pairs) {
+            p.user_properties = all;
+        } else if let Ok(Some(app)) = msg.application_properties() {
             for (k, v) in app {
                 let v = match v {
                     Value::String(s) => s,
@@ -212,6 +274,23 @@ pub fn to_mqtt(msg: &Message, topic: &ByteStr, max_qos: QoS, v5: bool) -> Publis
     publish
 }
 
+/// The user properties of a [`USER_PROPERTIES_ANNOTATION`]: an even list of strings
+/// (anything else, which no MQTT publisher made, is ignored).
+fn user_property_pairs(v: Value) -> Option<Vec<(ByteStr, ByteStr)>> {
+    let Value::List(items) = v else {
+        return None;
+    };
+    let mut pairs = Vec::with_capacity(items.len() / 2);
+    let mut it = items.into_iter();
+    while let Some(k) = it.next() {
+        let (Value::String(k), Some(Value::String(v))) = (k, it.next()) else {
+            return None;
+        };
+        pairs.push((ByteStr::from(k), ByteStr::from(v)));
+    }
+    Some(pairs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,7 +306,12 @@ mod tests {
             response_topic: Some("replies/1".into()),
             correlation_data: Some(Bytes::from_static(b"\x00\x01corr")),
             message_expiry_interval: Some(30),
-            user_properties: vec![("k".into(), "v".into()), ("k".into(), "dup".into())],
+            payload_format_indicator: Some(1),
+            user_properties: vec![
+                ("k".into(), "v".into()),
+                ("j".into(), "1".into()),
+                ("k".into(), "dup".into()),
+            ],
             ..PropertySet::default()
         });
         let bytes = to_amqp(
@@ -251,7 +335,11 @@ mod tests {
         );
         assert_eq!(
             msg.application_properties().expect("app").expect("some"),
-            vec![("k".to_string(), Value::String("v".into()))]
+            vec![
+                ("k".to_string(), Value::String("v".into())),
+                ("j".to_string(), Value::String("1".into()))
+            ],
+            "a repeated key's first value"
         );
         // and back to MQTT
         let pb = to_mqtt(&msg, &ByteStr::from("a/b"), QoS::ExactlyOnce, true);
@@ -273,7 +361,11 @@ mod tests {
             Some(&b"\x00\x01corr"[..])
         );
         assert_eq!(pb.properties.message_expiry_interval, Some(30));
-        assert_eq!(pb.properties.user_properties.len(), 1);
+        assert_eq!(pb.properties.payload_format_indicator, Some(1));
+        assert_eq!(
+            pb.properties.user_properties, props.user_properties,
+            "every pair, in order (MQTT-3.3.2-18)"
+        );
         // a QoS 0 subscription downgrades
         let pb = to_mqtt(&msg, &ByteStr::from("a/b"), QoS::AtMostOnce, false);
         assert_eq!(pb.qos, QoS::AtMostOnce);
@@ -287,8 +379,10 @@ mod tests {
             response_topic: Some("replies/1".into()),
             correlation_data: Some(Bytes::from_static(b"corr")),
             message_expiry_interval: Some(30),
-            user_properties: (0..20)
-                .map(|i| (format!("k{i}").as_str().into(), "v".into()))
+            payload_format_indicator: Some(0),
+            // every key twice: the pairs go in the annotation too
+            user_properties: (0..40)
+                .map(|i| (format!("k{}", i % 20).as_str().into(), "v".into()))
                 .collect(),
             ..PropertySet::default()
         });
@@ -327,6 +421,18 @@ mod tests {
         if retain {
             annotations.push((Symbol::new(RETAIN_ANNOTATION), Value::Bool(true)));
         }
+        if let Some(f) = props.payload_format_indicator {
+            annotations.push((Symbol::new(PAYLOAD_FORMAT_ANNOTATION), Value::Ubyte(f)));
+        }
+        let user = &props.user_properties;
+        if (1..user.len()).any(|i| user[..i].iter().any(|(k, _)| *k == user[i].0)) {
+            let all = user
+                .iter()
+                .flat_map(|(k, v)| [k, v])
+                .map(|s| Value::String(s.to_string()))
+                .collect();
+            annotations.push((Symbol::new(USER_PROPERTIES_ANNOTATION), Value::List(all)));
+        }
         b.message_annotations = Some(annotations);
         b = b.properties(AmqpProperties {
             to: Some(topic.into()),
@@ -357,6 +463,7 @@ mod tests {
                 response_topic: Some("r/1".into()),
                 correlation_data: Some(Bytes::from_static(b"c")),
                 message_expiry_interval: Some(5),
+                payload_format_indicator: Some(1),
                 user_properties: vec![
                     ("a".into(), "1".into()),
                     ("b".into(), long.as_str().into()),
