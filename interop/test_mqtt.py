@@ -808,6 +808,44 @@ def test_v5_payload_format_and_repeated_user_properties_are_forwarded(clients, w
     r.accept()
 
 
+def test_each_puback_lets_the_next_delivery_out_at_once(clients, server):
+    # a subscriber announcing Receive Maximum 4 that acknowledges one message gets the
+    # next one at once, not after half its window is acknowledged
+    got = queue.Queue()
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="slow", protocol=mqtt.MQTTv5,
+                    reconnect_on_failure=False, manual_ack=True)
+    c.on_message = lambda c, u, m: got.put(m)
+    subacks = queue.Queue()
+    c.on_subscribe = lambda c, u, mid, rcs, p: subacks.put(rcs)
+    props = Properties(PacketTypes.CONNECT)
+    props.ReceiveMaximum = 4
+    c.connect("127.0.0.1", server.mqtt_port, keepalive=30, properties=props)
+    c.loop_start()
+    try:
+        c.subscribe("window/a", 1)
+        subacks.get(timeout=TIMEOUT)
+        pub = clients(version=5)
+        for i in range(12):
+            pub.publish("window/a", b"m%d" % i)
+        first = [got.get(timeout=TIMEOUT) for _ in range(4)]
+        time.sleep(0.3)
+        assert got.empty(), "no more than the receive maximum in flight"
+        c.ack(first[0].mid, 1)
+        nxt = got.get(timeout=0.5)
+        assert nxt.payload == b"m4"
+        for m in first[1:] + [nxt]:
+            c.ack(m.mid, 1)
+        rest = []
+        while len(rest) < 7:
+            m = got.get(timeout=TIMEOUT)
+            c.ack(m.mid, 1)
+            rest.append(m.payload)
+        assert rest == [b"m%d" % i for i in range(5, 12)]
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
 def test_v5_subscription_options_and_identifiers(clients):
     from paho.mqtt.subscribeoptions import SubscribeOptions
     c = clients(version=5)

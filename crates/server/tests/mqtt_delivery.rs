@@ -125,6 +125,29 @@ impl Client {
             _ => None,
         }
     }
+
+    /// Every delivery arriving within `wait`.
+    fn messages_within(&mut self, wait: Duration) -> Vec<Publish> {
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            self.pump(Duration::from_millis(20));
+        }
+        let mut got = Vec::new();
+        self.events.retain(|e| match e {
+            Event::Publish(p) => {
+                got.push(p.clone());
+                false
+            }
+            _ => true,
+        });
+        got
+    }
+
+    fn ack(&mut self, p: &Publish) {
+        self.engine
+            .ack_publish(p.packet_id, ReasonCode::Success)
+            .expect("ack");
+    }
 }
 
 fn publish(topic: &str, payload: &'static [u8], qos: QoS) -> Publish {
@@ -191,4 +214,34 @@ fn payload_format_and_user_properties_survive_a_restart_in_the_journal() {
     let mut back = Client::connect(&node, connect);
     let got = back.message().expect("the journaled delivery");
     assert_properties_kept(&got, &sent);
+}
+
+#[test]
+fn each_acknowledgement_lets_the_next_delivery_out_at_once() {
+    let node = start();
+    let mut connect = Connect::new(Version::V5, "slow");
+    connect.properties.receive_maximum = Some(4);
+    let mut sub = Client::connect(&node, connect);
+    sub.subscribe(&[("window/a", QoS::AtLeastOnce)], None);
+    let mut publisher = Client::v5(&node, "pub");
+    for _ in 0..12 {
+        publisher.publish(publish("window/a", b"m", QoS::AtLeastOnce));
+    }
+    let first = sub.messages_within(Duration::from_millis(300));
+    assert_eq!(first.len(), 4, "the client's receive maximum");
+    // one slot freed: the next message comes without waiting for more acks
+    sub.ack(&first[0]);
+    let next = sub.messages_within(Duration::from_millis(300));
+    assert_eq!(next.len(), 1, "one PUBACK, one more PUBLISH");
+    let mut got = first.len() + next.len();
+    let mut unacked: Vec<Publish> = first[1..].iter().chain(&next).cloned().collect();
+    let deadline = Instant::now() + WAIT;
+    while got < 12 && Instant::now() < deadline {
+        for p in unacked.drain(..) {
+            sub.ack(&p);
+        }
+        unacked = sub.messages_within(Duration::from_millis(50));
+        got += unacked.len();
+    }
+    assert_eq!(got, 12);
 }

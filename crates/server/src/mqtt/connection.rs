@@ -7,10 +7,11 @@
 //! has stored it (after the fsync for a durable copy). Subscriptions are consumers on
 //! the session's sources ([`super::session`]); deliveries are published with QoS
 //! `min(subscription, message)` and settled upstream on PUBACK/PUBREC (QoS 0: when
-//! written). Flow control: each consumer gets a credit window (for QoS > 0 the client's
-//! receive maximum, at most [`QOS12_WINDOW`]); deliveries beyond the engine's send
-//! credit wait in a bounded list; reading pauses while a full queue withholds room, and
-//! while output is above the high-water mark.
+//! written). Flow control: each consumer gets a credit window (for QoS > 0 twice the
+//! client's receive maximum, capped at [`QOS12_WINDOW`]: one window in flight, the next
+//! waiting, so each PUBACK sends the next message at once); deliveries beyond the
+//! engine's send credit wait in that bounded list; reading pauses while a full queue
+//! withholds room, and while output is above the high-water mark.
 
 use super::bridge;
 use super::session::{self, Session, Sessions, SubscribeError};
@@ -66,7 +67,12 @@ struct Consumer {
     no_local: bool,
     retain_as_published: bool,
     subscription_id: Option<u32>,
-    window: u32,
+    /// Credit granted at each top-up: for QoS 1/2 twice what may be in flight, so that
+    /// while a window is out the next one waits in `pending` and every PUBACK lets one
+    /// out at once (a top-up per freed slot would take the queue lock per message).
+    credit: u32,
+    /// Completions between top-ups.
+    step: u32,
     /// Deliveries completed (written for QoS 0, acknowledged for QoS 1/2).
     completed: u32,
     /// The credit limit last granted.
@@ -578,7 +584,11 @@ impl Conn {
                 let key = src
                     .queue
                     .add_consumer(self.outbox.clone(), link, presettled);
-                let window = if presettled { QOS0_WINDOW } else { peer_max };
+                // QoS 1/2: the in-flight window and as many again waiting behind it
+                let (credit, step) = match presettled {
+                    true => (QOS0_WINDOW, QOS0_WINDOW / 2),
+                    false => (peer_max * 2, (peer_max / 2).max(1)),
+                };
                 self.consumers.insert(
                     link,
                     Consumer {
@@ -590,17 +600,18 @@ impl Conn {
                         no_local: sub.options.no_local,
                         retain_as_published: sub.options.retain_as_published,
                         subscription_id: sub.id,
-                        window,
+                        credit,
+                        step,
                         completed: 0,
-                        limit: window,
+                        limit: credit,
                     },
                 );
-                added.push((src.queue.clone(), key, window));
+                added.push((src.queue.clone(), key, credit));
             }
         }
         drop(s);
-        for (q, key, window) in added {
-            q.flow(key, window, false);
+        for (q, key, credit) in added {
+            q.flow(key, credit, false);
         }
     }
 
@@ -931,7 +942,8 @@ impl Conn {
         }
     }
 
-    /// A delivery is done: settle it upstream and top the consumer's credit up.
+    /// A delivery is done: settle it upstream and top the consumer's credit up once
+    /// `step` deliveries completed since the last top-up.
     fn complete(&mut self, link: Handle, token: u64, settled: bool) {
         let Some(c) = self.consumers.get_mut(&link) else {
             return;
@@ -940,8 +952,8 @@ impl Conn {
             c.queue.settle(c.key, token, Outcome::Accepted);
         }
         c.completed = c.completed.wrapping_add(1);
-        if c.limit.wrapping_sub(c.completed) <= c.window / 2 {
-            c.limit = c.completed.wrapping_add(c.window);
+        if c.limit.wrapping_sub(c.completed) <= c.credit - c.step {
+            c.limit = c.completed.wrapping_add(c.credit);
             c.queue.flow(c.key, c.limit, false);
         }
     }
