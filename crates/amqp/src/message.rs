@@ -3,7 +3,8 @@
 //! [`Message::parse`] only walks section boundaries; header, annotations, properties and
 //! application-properties are decoded when asked for. Intermediaries forward
 //! [`Message::bytes`] unchanged, or a fresh header followed by the original bytes after
-//! the old one ([`Message::with_header`]); the bare message is never re-encoded.
+//! the old one ([`Message::with_header`]), or the message with merged annotations
+//! ([`Message::with_annotations`]); the bare message is never re-encoded.
 
 use crate::codec::{encode, DecodeError, Decoder, Field, FieldValue, Fields, Symbol, Value};
 use crate::definitions::{code_by_name, Header, Properties};
@@ -326,6 +327,46 @@ impl Message {
         header.encode(&mut h);
         let rest_start = self.sections.header.map(|r| r.1 as usize).unwrap_or(0);
         (h, self.bytes.slice(rest_start..))
+    }
+
+    /// The message with `extra` merged into its message annotations, as a `modified`
+    /// outcome asks for its next delivery (part 3 §3.4.5): an annotation of a key the
+    /// message has replaces its value, the others are added after the existing ones. Only
+    /// the message-annotations section is encoded anew; the header, delivery annotations,
+    /// bare message and footer are the original bytes, copied after it into one buffer
+    /// (never decoded or re-encoded). Fails if the existing annotations do not decode as a
+    /// symbol-keyed map.
+    pub fn with_annotations(&self, extra: &Fields) -> Result<Message, DecodeError> {
+        let mut merged = self.message_annotations()?.unwrap_or_default();
+        for (key, value) in extra {
+            match merged.iter_mut().find(|(k, _)| k == key) {
+                Some(slot) => slot.1 = value.clone(),
+                None => merged.push((key.clone(), value.clone())),
+            }
+        }
+        // where the section is, or where it goes: after header and delivery annotations
+        let (start, end) = self.sections.message_annotations.unwrap_or_else(|| {
+            let at = self
+                .sections
+                .delivery_annotations
+                .or(self.sections.header)
+                .map_or(0, |r| r.1);
+            (at, at)
+        });
+        let (start, end) = (start as usize, end as usize);
+        let mut out = BytesMut::with_capacity(self.bytes.len() - (end - start) + 64);
+        out.extend_from_slice(&self.bytes[..start]);
+        encode::descriptor(&mut out, section::MESSAGE_ANNOTATIONS);
+        encode::fields(&mut out, &merged);
+        out.extend_from_slice(&self.bytes[end..]);
+        Message::parse(out.freeze())
+    }
+
+    /// Encoded size of the message-annotations section (0 without one).
+    pub fn message_annotations_len(&self) -> usize {
+        self.sections
+            .message_annotations
+            .map_or(0, |r| (r.1 - r.0) as usize)
     }
 }
 

@@ -123,8 +123,7 @@ impl Anycast {
         if st.held.is_empty() {
             for c in st.consumers.iter_mut() {
                 if c.credit.drain && c.credit.available() > 0 {
-                    c.credit.dispatched = c.credit.limit;
-                    c.credit.drain = false;
+                    c.credit.complete_drain();
                     c.outbox.push(Command::Drained { link: c.link });
                 }
             }
@@ -148,6 +147,7 @@ impl Anycast {
                 reply.tell(Verdict::Modified {
                     failed: true,
                     undeliverable_here: false,
+                    annotations: None,
                 });
             }
         }

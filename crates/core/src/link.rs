@@ -35,16 +35,23 @@ pub struct ConsumerError {
     pub description: Option<String>,
 }
 
+/// Message annotations a consumer's `modified` outcome asks to be merged into the
+/// message for its next delivery. In the form the core stores messages in (AMQP
+/// message-annotations); an MQTT consumer never sends any.
+pub type Annotations = throng_amqp::codec::Fields;
+
 /// What a consumer did with a delivery, reduced to what the node acts on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Accepted,
     /// Back to the queue, delivery count unchanged.
     Released,
-    /// Back to the queue; `failed` adds one to the delivery count.
+    /// Back to the queue; `failed` adds one to the delivery count, `undeliverable_here`
+    /// keeps it from this consumer, `annotations` are merged into the message's own.
     Modified {
         failed: bool,
         undeliverable_here: bool,
+        annotations: Option<Annotations>,
     },
     /// To the dead-letter address.
     Rejected(Option<ConsumerError>),
@@ -96,10 +103,11 @@ pub enum Verdict {
     /// Nobody could take it now (a direct address without a consumer, or an anycast
     /// consumer released it): the producer may send it again.
     Released,
-    /// An anycast consumer's `modified` outcome, passed back.
+    /// An anycast consumer's `modified` outcome, passed back as it was given.
     Modified {
         failed: bool,
         undeliverable_here: bool,
+        annotations: Option<Annotations>,
     },
     /// An anycast consumer rejected it.
     RejectedByConsumer(Option<ConsumerError>),
@@ -116,20 +124,27 @@ impl Verdict {
             Outcome::Modified {
                 failed,
                 undeliverable_here,
+                annotations,
             } => Verdict::Modified {
                 failed,
                 undeliverable_here,
+                annotations,
             },
             Outcome::Rejected(e) => Verdict::RejectedByConsumer(e),
         }
     }
 }
 
-/// Credit bookkeeping in the consumer link's delivery-count space, so credit granted by
-/// the peer and deliveries still in the connection's outbox are never confused.
+/// Credit bookkeeping in the count of deliveries handed to the consumer's connection, so
+/// credit granted by the peer and deliveries still in the connection's outbox are never
+/// confused. The adapter gives the limit as the deliveries it has taken from the outbox
+/// so far plus the link's credit now. A completed drain lowers the limit to what was
+/// dispatched rather than counting the credit given up as deliveries: the adapter's
+/// count does not move with a drain, so the two stay equal however many drains a link
+/// sees (AMQP part 2 §2.6.7; counting it spent left a deficit of every drain's size).
 #[derive(Debug)]
 pub(crate) struct CreditWindow {
-    /// The peer's limit: its delivery-count plus the credit it granted.
+    /// Deliveries the connection took so far plus the credit the peer granted.
     pub limit: u32,
     /// Deliveries handed to the connection so far.
     pub dispatched: u32,
@@ -143,6 +158,13 @@ impl CreditWindow {
             dispatched: 0,
             drain: false,
         }
+    }
+
+    /// Completes a drain: the credit left is given up (the caller tells the peer with
+    /// [`crate::Command::Drained`]). The one place a drain changes the window.
+    pub(crate) fn complete_drain(&mut self) {
+        self.limit = self.dispatched;
+        self.drain = false;
     }
 
     /// Credit not yet used by a dispatch.

@@ -100,7 +100,7 @@ impl Multicast {
         if let Some(c) = st.consumers.iter_mut().find(|c| c.key == key) {
             c.credit.limit = limit;
             if drain && c.credit.available() > 0 {
-                c.credit.dispatched = limit;
+                c.credit.complete_drain();
                 c.outbox.push(Command::Drained { link: c.link });
             }
         }

@@ -71,6 +71,9 @@ pub const DEFAULT_MAX_DISK_BYTES: usize = 4 * 1024 * 1024 * 1024;
 pub const DEFAULT_MEMORY_LIMIT: usize = 32 * 1024 * 1024;
 /// Bytes read back from page files at a time.
 const PAGE_IN_BATCH: usize = 1024 * 1024;
+/// Largest message-annotations section a `modified` outcome's merge may leave a message
+/// with (a consumer could otherwise grow a message at every redelivery).
+pub const MAX_MODIFIED_ANNOTATIONS: usize = 64 * 1024;
 
 /// A message waiting in (or out on loan from) a queue.
 #[derive(Debug, Clone)]
@@ -88,6 +91,10 @@ pub(crate) struct Entry {
     /// When it expires, in ms since the Unix epoch (header ttl from arrival, or the
     /// properties' absolute-expiry-time, whichever is sooner).
     pub(crate) expires_at: Option<u64>,
+    /// The consumers that settled it `modified` with `undeliverable-here`: it is not
+    /// offered to them again. A boxed slice: one pointer, and no allocation, for the
+    /// messages nobody refused (rebuilt on the rare refusal).
+    pub(crate) not_to: Option<Box<[ConsumerKey]>>,
 }
 
 /// What a queue needs to know of a message besides its bytes — header facts, expiry,
@@ -151,11 +158,17 @@ impl Entry {
             priority: prep.priority,
             expires_at: prep.expires_at,
             deliver_at: prep.deliver_at,
+            not_to: None,
         }
     }
 
     fn expired(&self, now: &mut Clock) -> bool {
         self.expires_at.is_some_and(|t| t <= now.ms())
+    }
+
+    /// Whether it may go to consumer `key` (none refused it).
+    fn deliverable_to(&self, key: ConsumerKey) -> bool {
+        self.not_to.as_ref().is_none_or(|keys| !keys.contains(&key))
     }
 }
 
@@ -556,6 +569,7 @@ impl Queue {
                             priority: m.meta.priority.min(LEVELS as u8 - 1),
                             deliver_at: None,
                             expires_at: m.meta.expires_at,
+                            not_to: None,
                         });
                     }
                     Err(e) => {
@@ -903,7 +917,8 @@ impl Queue {
         key
     }
 
-    /// Updates a consumer's credit: `limit` is its delivery-count plus granted credit.
+    /// Updates a consumer's credit: `limit` is the deliveries its connection took from the
+    /// address so far plus the credit the link has now (see [`CreditWindow`]).
     pub fn flow(&self, key: ConsumerKey, limit: u32, drain: bool) {
         let mut st = self.lock();
         if let Some(c) = st.consumers.iter_mut().find(|c| c.key == key) {
@@ -948,6 +963,20 @@ impl Queue {
                 st.unacked.insert(token, (owner, entry));
                 return;
             }
+            if let Outcome::Modified {
+                undeliverable_here,
+                annotations,
+                ..
+            } = &outcome
+            {
+                self.modify(
+                    st,
+                    &mut entry,
+                    key,
+                    *undeliverable_here,
+                    annotations.as_ref(),
+                );
+            }
             match outcome {
                 Outcome::Accepted => self.forget(st, &entry),
                 Outcome::Released | Outcome::Modified { failed: false, .. } => {
@@ -985,6 +1014,43 @@ impl Queue {
                 dlq.publish_durably(entry.msg.clone(), None);
             }
             self.journal_ack(&entry);
+        }
+    }
+
+    /// What a `modified` outcome changes besides the count: the annotations it carries
+    /// are merged into the message's (the bare message is kept byte for byte; a merge
+    /// that fails, or would make the annotations larger than [`MAX_MODIFIED_ANNOTATIONS`],
+    /// is skipped), and with `undeliverable_here` the consumer never gets it again.
+    fn modify(
+        &self,
+        st: &mut State,
+        entry: &mut Entry,
+        key: ConsumerKey,
+        undeliverable_here: bool,
+        annotations: Option<&throng_amqp::codec::Fields>,
+    ) {
+        if let Some(extra) = annotations {
+            match entry.msg.with_annotations(extra) {
+                Ok(m) if m.message_annotations_len() <= MAX_MODIFIED_ANNOTATIONS => {
+                    let (old, new) = (entry.msg.len(), m.len());
+                    st.bytes = (st.bytes + new).saturating_sub(old);
+                    st.mem_bytes = (st.mem_bytes + new).saturating_sub(old);
+                    entry.msg = m;
+                }
+                Ok(_) => {
+                    tracing::debug!(queue = %self.name, seq = entry.seq, "modified: annotations too large, not merged")
+                }
+                Err(e) => {
+                    tracing::debug!(queue = %self.name, seq = entry.seq, "modified: annotations not merged: {e}")
+                }
+            }
+        }
+        if undeliverable_here {
+            let mut keys = entry.not_to.take().map(Vec::from).unwrap_or_default();
+            // only consumers still attached: a client cycling links cannot grow it
+            keys.retain(|k| st.consumers.iter().any(|c| c.key == *k));
+            keys.push(key);
+            entry.not_to = Some(keys.into_boxed_slice());
         }
     }
 
@@ -1054,6 +1120,9 @@ impl Queue {
     fn dispatch_in_order(&self, st: &mut State) {
         let n = st.consumers.len();
         let mut now = Clock::lazy();
+        // messages that every consumer with credit refused (undeliverable-here): they keep
+        // their place, the ones behind them go on
+        let mut aside: Vec<Entry> = Vec::new();
         loop {
             if n == 0 {
                 break;
@@ -1081,12 +1150,32 @@ impl Queue {
                 self.expire(st, entry);
                 continue;
             }
+            let idx = match entry.not_to {
+                None => idx,
+                Some(_) => match (0..n).map(|i| (st.next_consumer + i) % n).find(|&i| {
+                    st.consumers[i].can_take() && entry.deliverable_to(st.consumers[i].key)
+                }) {
+                    Some(i) => i,
+                    None => {
+                        aside.push(entry);
+                        if aside.len() >= SELECTOR_SCAN_LIMIT {
+                            break;
+                        }
+                        continue;
+                    }
+                },
+            };
             st.next_consumer = (idx + 1) % n;
             self.hand_over(st, idx, entry);
         }
+        let nothing_left = st.ready.is_empty();
+        for entry in aside {
+            st.ready.requeue(entry);
+        }
         // a drain completes when nothing more can be had now: paged messages that memory
-        // has no room for (consumers hold it all unsettled) count as not available
-        if st.ready.is_empty()
+        // has no room for (consumers hold it all unsettled) count as not available, and so
+        // do messages the draining consumer refused
+        if nothing_left
             && (st.pages.as_ref().is_none_or(|p| p.is_empty()) || st.mem_bytes >= self.memory_limit)
         {
             Self::complete_drains(st, false);
@@ -1120,7 +1209,9 @@ impl Queue {
                 let msg = &entry.msg;
                 let chosen = (0..n).map(|i| (st.next_consumer + i) % n).find(|&idx| {
                     let c = &st.consumers[idx];
-                    c.can_take() && c.selector.as_ref().is_none_or(|s| s.matches(msg))
+                    c.can_take()
+                        && entry.deliverable_to(c.key)
+                        && c.selector.as_ref().is_none_or(|s| s.matches(msg))
                 });
                 match chosen {
                     Some(idx) => {
@@ -1185,8 +1276,7 @@ impl Queue {
     fn complete_drains(st: &mut State, browsers: bool) {
         for c in st.consumers.iter_mut() {
             if c.browse_from.is_some() == browsers && c.credit.drain && c.credit.available() > 0 {
-                c.credit.dispatched = c.credit.limit;
-                c.credit.drain = false;
+                c.credit.complete_drain();
                 c.outbox.push(Command::Drained { link: c.link });
             }
         }

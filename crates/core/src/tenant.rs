@@ -37,6 +37,22 @@ pub struct AddressOptions {
 /// Name of each tenant's dead-letter queue.
 pub const DEAD_LETTER_ADDRESS: &str = "DLQ";
 
+/// Prefix of the names of dynamic reply addresses ([`Tenant::create_dynamic`]); such a
+/// name exists only while its link does and is never created on first use.
+pub const DYNAMIC_PREFIX: &str = "$dynamic/";
+
+/// A number that tells this start of the node from every earlier one: the clock, mixed
+/// with the process's random hash keys (a clock set back cannot repeat it).
+fn start_nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(nanos);
+    h.finish()
+}
+
 /// An operation a permission grants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -114,6 +130,9 @@ pub struct Tenant {
     addresses: RwLock<HashMap<String, Address>>,
     dead_letter: Arc<Queue>,
     next_dynamic: AtomicU64,
+    /// Tells this start of the node from every earlier one: part of every dynamic name,
+    /// so none repeats after a restart.
+    start: u64,
     journal: Option<throng_store::Journal>,
     metadata: Option<Arc<throng_store::MetadataStore>>,
     /// Durable subscriptions by name → their topic.
@@ -164,6 +183,7 @@ impl Tenant {
             addresses: RwLock::new(map),
             dead_letter,
             next_dynamic: AtomicU64::new(1),
+            start: start_nonce(),
             metadata: None,
             subscriptions: std::sync::Mutex::new(HashMap::new()),
             shared_members: std::sync::Mutex::new(HashMap::new()),
@@ -337,6 +357,10 @@ impl Tenant {
     pub fn restore_addresses(&self, records: &[(String, String, String)]) {
         for (_, name, kind) in records.iter().filter(|r| r.0 == self.name) {
             match AddressKind::parse(kind) {
+                // an earlier version created these on first use: they ended with their link
+                Some(_) if name.starts_with(DYNAMIC_PREFIX) => {
+                    tracing::warn!(tenant = %self.name, address = %name, "dynamic address in the metadata store not restored")
+                }
                 Some(k) if self.lookup(name).is_none() => {
                     self.create(name, k);
                 }
@@ -629,11 +653,12 @@ impl Tenant {
         address
     }
 
-    /// Looks an address up, creating it as `kind` when the tenant auto-creates.
+    /// Looks an address up, creating it as `kind` when the tenant auto-creates (never a
+    /// dynamic name: its link is gone, and a new address would collect its replies).
     pub fn resolve(&self, name: &str, kind: AddressKind) -> Option<Address> {
         match self.lookup(name) {
             Some(a) => Some(a),
-            None if self.auto_create => {
+            None if self.auto_create && !name.starts_with(DYNAMIC_PREFIX) => {
                 let a = self.create(name, kind);
                 // remembered, so the address outlives a restart like a configured one
                 if let Some(m) = &self.metadata {
@@ -649,10 +674,11 @@ impl Tenant {
         }
     }
 
-    /// Creates a temporary anycast address with a unique name (dynamic receivers).
+    /// Creates a temporary anycast address with a name never given before, also not
+    /// before a restart (dynamic receivers): `$dynamic/<start>/<connection>/<n>`.
     pub fn create_dynamic(&self, connection: u64) -> (String, Address) {
         let n = self.next_dynamic.fetch_add(1, Ordering::Relaxed);
-        let name = format!("$dynamic/{connection:x}/{n}");
+        let name = format!("{DYNAMIC_PREFIX}{:016x}/{connection:x}/{n}", self.start);
         let addr = self.create(&name, AddressKind::Anycast);
         (name, addr)
     }

@@ -54,6 +54,7 @@ impl HeldAck {
         self.apply(Outcome::Modified {
             failed: true,
             undeliverable_here: false,
+            annotations: None,
         })
     }
 }

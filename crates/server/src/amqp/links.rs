@@ -69,8 +69,10 @@ pub(super) struct ConsumerLink {
     key: ConsumerKey,
     address: String,
     dynamic: bool,
-    /// Transfers the engine sent on this link (its delivery-count).
-    sent: u32,
+    /// Deliveries taken from the core for this link, sent or returned: the count the
+    /// core's credit limit is kept in (not the link's delivery-count, which a drain
+    /// advances without a delivery).
+    taken: u32,
     /// Engine delivery id → core token, for unsettled deliveries.
     inflight: IdMap<u32, u64>,
 }
@@ -503,7 +505,7 @@ impl Conn {
                         key,
                         address: name,
                         dynamic,
-                        sent: 0,
+                        taken: 0,
                         inflight: IdMap::default(),
                     },
                 );
@@ -532,7 +534,10 @@ impl Conn {
 
     pub(super) fn on_flow(&mut self, link: LinkId, credit: u32, drain: bool) {
         if let Some(c) = self.consumers.get(&link) {
-            let limit = c.sent.wrapping_add(credit);
+            // in the core's count: deliveries taken so far plus the credit now (a drain
+            // used credit up without deliveries; the core gave it up when the drain
+            // completed)
+            let limit = c.taken.wrapping_add(credit);
             match &c.source {
                 ConsumerSource::Anycast(a) => a.flow(c.key, limit, drain),
                 ConsumerSource::Multicast(m) => m.flow(c.key, limit, drain),
@@ -561,6 +566,8 @@ impl Conn {
         let Some(c) = self.consumers.get_mut(&link) else {
             return;
         };
+        // counted whether or not it goes out: the core counted it as dispatched
+        c.taken = c.taken.wrapping_add(1);
         let tag = token.to_be_bytes();
         let result = if delivery_count > 0 {
             match msg.header() {
@@ -577,7 +584,6 @@ impl Conn {
         };
         match result {
             Ok(id) => {
-                c.sent = c.sent.wrapping_add(1);
                 if !settled {
                     c.inflight.insert(id, token);
                 }

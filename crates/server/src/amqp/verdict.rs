@@ -43,10 +43,11 @@ pub(super) fn delivery_state(v: Verdict) -> DeliveryState {
         Verdict::Modified {
             failed,
             undeliverable_here,
+            annotations,
         } => DeliveryState::Modified(Modified {
             delivery_failed: failed.then_some(true),
             undeliverable_here: undeliverable_here.then_some(true),
-            message_annotations: None,
+            message_annotations: annotations,
         }),
         Verdict::RejectedByConsumer(e) => DeliveryState::Rejected(Rejected {
             error: e.map(|e| Error {
@@ -71,6 +72,7 @@ pub(super) fn outcome(state: &DeliveryState) -> Option<Outcome> {
         DeliveryState::Modified(m) => Outcome::Modified {
             failed: m.delivery_failed.unwrap_or(false),
             undeliverable_here: m.undeliverable_here.unwrap_or(false),
+            annotations: m.message_annotations.clone().filter(|a| !a.is_empty()),
         },
         DeliveryState::Received(_) | DeliveryState::Other(..) => return None,
     })
