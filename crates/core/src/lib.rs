@@ -15,7 +15,6 @@ pub mod link;
 pub mod multicast;
 pub mod outbox;
 pub mod queue;
-mod ready;
 pub mod router;
 mod sync;
 pub mod tenant;

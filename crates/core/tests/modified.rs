@@ -172,7 +172,7 @@ fn refused_by_the_only_consumer_the_message_waits_for_another() {
 fn failed_and_undeliverable_here_counts_and_skips() {
     let (tenant, address, q) = queue();
     let mut a = Consumer::new(&q, 1, None);
-    let mut b = Consumer::new(&q, 2, None);
+    let b = Consumer::new(&q, 2, None);
     a.credit(&q, 10);
     publish(&tenant, &address, message("m"));
     let got = a.take();

@@ -1,7 +1,7 @@
 //! The messages of a queue that wait for a consumer: one FIFO lane per priority (0–9),
 //! served highest first, in sequence order within a lane (JMS priority semantics).
 
-use crate::queue::Entry;
+use super::Entry;
 use std::collections::VecDeque;
 
 /// Number of priority levels (AMQP header priority 0–9; higher values count as 9).
