@@ -11,6 +11,7 @@
 
 pub mod address;
 pub mod anycast;
+pub mod clock;
 pub mod link;
 pub mod multicast;
 pub mod outbox;

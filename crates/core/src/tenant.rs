@@ -3,6 +3,7 @@
 
 use crate::address::{Address, AddressKind};
 use crate::anycast::Anycast;
+use crate::clock::SharedClock;
 use crate::multicast::Multicast;
 use crate::queue::{Persistence, Queue};
 use crate::topic::Topic;
@@ -148,6 +149,8 @@ pub struct Tenant {
     /// MQTT topic filters the tenant refuses subscriptions to (matched by the MQTT
     /// adapter, which knows filter syntax).
     denied_filters: Vec<String>,
+    /// Where the tenant's addresses read time and arm timers.
+    clock: SharedClock,
 }
 
 /// Called with each topic created in a tenant, after it is in the address table.
@@ -166,9 +169,22 @@ impl Tenant {
         users: Vec<User>,
         journal: Option<throng_store::Journal>,
     ) -> Self {
+        Self::with_clock(name, auto_create, users, journal, crate::clock::system())
+    }
+
+    /// A tenant whose addresses read time from, and arm timers on, `clock` (tests run
+    /// the core on a [`crate::clock::ManualClock`]).
+    pub fn with_clock(
+        name: impl Into<String>,
+        auto_create: bool,
+        users: Vec<User>,
+        journal: Option<throng_store::Journal>,
+        clock: SharedClock,
+    ) -> Self {
         let name = name.into();
         let dead_letter = Queue::new(DEAD_LETTER_ADDRESS, None)
             .with_persistence(Self::persistence_for(&journal, &name, DEAD_LETTER_ADDRESS))
+            .with_clock(clock.clone())
             .into_arc();
         let mut map = HashMap::new();
         map.insert(
@@ -191,7 +207,14 @@ impl Tenant {
             next_watcher: AtomicU64::new(1),
             retained: std::sync::Mutex::new(std::collections::BTreeMap::new()),
             denied_filters: Vec::new(),
+            clock,
         }
+    }
+
+    /// The clock the tenant's addresses read time from (adapters that report a message's
+    /// remaining lifetime read the same one).
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     /// Refuses MQTT subscriptions to filters these match (config `deny_filters`).
@@ -613,6 +636,7 @@ impl Tenant {
                             .with_max_bytes(max_bytes)
                             .with_memory_limit(memory_limit)
                             .with_expiry_queue(expiry)
+                            .with_clock(self.clock.clone())
                             .with_persistence(Self::persistence_for(
                                 &self.journal,
                                 &self.name,
@@ -631,6 +655,7 @@ impl Tenant {
                     }
                     AddressKind::Topic => Address::Topic(Arc::new(
                         Topic::new(name)
+                            .with_clock(self.clock.clone())
                             .with_max_bytes(max_bytes)
                             .with_memory_limit(memory_limit)
                             .with_journal(self.journal.clone(), &self.name),

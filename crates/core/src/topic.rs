@@ -5,6 +5,7 @@
 //! its consumers and keeps collecting messages while they are away; its queue journals
 //! durable messages under the key `tenant/topic::sub::name`.
 
+use crate::clock::SharedClock;
 use crate::queue::{MakeOnDurable, OnDurable, Persistence, Prepared, Queue, Stored, Written};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,6 +28,8 @@ pub struct Topic {
     shared: Mutex<HashMap<String, (Arc<Queue>, usize)>>,
     /// The journal and the tenant name, for durable subscriptions' queues.
     journal: Option<(Journal, String)>,
+    /// The clock of the tenant, handed to every subscription queue.
+    clock: SharedClock,
 }
 
 impl Topic {
@@ -40,7 +43,14 @@ impl Topic {
             durable: Mutex::new(HashMap::new()),
             shared: Mutex::new(HashMap::new()),
             journal: None,
+            clock: crate::clock::system(),
         }
+    }
+
+    /// Reads time from `clock`, as its subscription queues do.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Journals durable messages of durable subscriptions (tenant `tenant`).
@@ -81,6 +91,7 @@ impl Topic {
             .with_max_bytes(self.max_bytes)
             .with_memory_limit(self.memory_limit)
             .with_persistence(persistence)
+            .with_clock(self.clock.clone())
             .into_arc();
         durable.insert(name.to_string(), q.clone());
         crate::sync::lock(&self.subscriptions).push(q.clone());
@@ -150,6 +161,7 @@ impl Topic {
     pub fn subscribe(&self) -> Arc<Queue> {
         let q = Queue::new(format!("{}::sub", self.name), None)
             .with_max_bytes(self.max_bytes)
+            .with_clock(self.clock.clone())
             .into_arc();
         crate::sync::lock(&self.subscriptions).push(q.clone());
         q
@@ -177,7 +189,7 @@ impl Topic {
         // lock order: topic, then subscription queue (a queue never locks its topic)
         let subs = crate::sync::lock(&self.subscriptions);
         // read once for every subscription
-        let prep = Prepared::of(&msg);
+        let prep = Prepared::of(&msg, &*self.clock);
         let durable = prep.durable();
         let persisting = if durable {
             subs.iter().filter(|q| q.is_persistent()).count()

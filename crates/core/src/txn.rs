@@ -282,7 +282,7 @@ impl Tenant {
         for (address, msg) in sends {
             let result = match &address {
                 Address::Queue(q) => {
-                    let prep = Prepared::of(&msg);
+                    let prep = Prepared::of(&msg, &**self.clock());
                     q.stage(msg, &prep, Some(&one_write as MakeOnDurable<'_>))
                         .map(|(entry, _)| staged.stage_in(q, entry))
                 }
@@ -292,7 +292,7 @@ impl Tenant {
                         self.store_retained_row(t.name(), value.as_ref(), gate.one_row());
                         staged.retained.push((t.name().to_string(), value));
                     }
-                    let prep = Prepared::of(&msg);
+                    let prep = Prepared::of(&msg, &**self.clock());
                     t.subscription_queues().iter().try_for_each(|q| {
                         q.stage(msg.clone(), &prep, Some(&one_write as MakeOnDurable<'_>))
                             .map(|(entry, _)| staged.stage_in(q, entry))

@@ -8,7 +8,7 @@ const SELECTOR_SCAN_LIMIT: usize = 10_000;
 impl Queue {
     pub(super) fn dispatch(&self, st: &mut State) {
         if !st.scheduled.is_empty() {
-            Self::release_due(st, now_ms());
+            Self::release_due(st, self.clock.now_ms());
         }
         if st.pages.is_some() {
             self.page_in(st, false);
@@ -32,7 +32,7 @@ impl Queue {
     /// No selectors: the head of the queue goes to the next consumer with credit.
     pub(super) fn dispatch_in_order(&self, st: &mut State) {
         let n = st.consumers.len();
-        let mut now = Clock::lazy();
+        let mut now = Now::lazy(&*self.clock);
         // messages that every consumer with credit refused (undeliverable-here): they keep
         // their place, the ones behind them go on
         let mut aside: Vec<Entry> = Vec::new();
@@ -99,7 +99,7 @@ impl Queue {
     /// (round robin) with credit whose selector it matches; unmatched messages wait.
     pub(super) fn dispatch_selecting(&self, st: &mut State) {
         let n = st.consumers.len();
-        let mut now = Clock::lazy();
+        let mut now = Now::lazy(&*self.clock);
         let mut scanned = 0;
         let mut complete = true;
         'lanes: for lane in (0..LEVELS).rev() {
@@ -145,7 +145,7 @@ impl Queue {
 
     /// Browsers get presettled copies of what they have not seen, in arrival order.
     pub(super) fn dispatch_browsers(&self, st: &mut State) {
-        let mut now = Clock::lazy();
+        let mut now = Now::lazy(&*self.clock);
         for idx in 0..st.consumers.len() {
             loop {
                 let c = &st.consumers[idx];

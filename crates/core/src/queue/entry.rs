@@ -38,13 +38,14 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Reads `msg`'s header, expiry and scheduling annotations.
-    pub fn of(msg: &Message) -> Prepared {
-        Self::with_header(msg, &msg.header().unwrap_or_default())
+    /// Reads `msg`'s header, expiry and scheduling annotations; relative times (header
+    /// ttl, `x-opt-delivery-delay`) count from `clock`'s now.
+    pub fn of(msg: &Message, clock: &dyn Clock) -> Prepared {
+        Self::with_header(msg, &msg.header().unwrap_or_default(), clock)
     }
 
-    pub(super) fn with_header(msg: &Message, header: &Header) -> Prepared {
-        let mut now = Clock::lazy();
+    pub(super) fn with_header(msg: &Message, header: &Header, clock: &dyn Clock) -> Prepared {
+        let mut now = Now::lazy(clock);
         let by_ttl = header.ttl.map(|t| now.ms() + t as u64);
         let absolute = msg
             .absolute_expiry_time()
@@ -96,7 +97,7 @@ impl Entry {
         }
     }
 
-    pub(super) fn expired(&self, now: &mut Clock) -> bool {
+    pub(super) fn expired(&self, now: &mut Now) -> bool {
         self.expires_at.is_some_and(|t| t <= now.ms())
     }
 
@@ -108,7 +109,7 @@ impl Entry {
 
 /// The delivery time a message asks for in its annotations (`x-opt-delivery-time`, a
 /// timestamp, or `x-opt-delivery-delay`, milliseconds from `now`), if in the future.
-pub(super) fn scheduled_time(msg: &Message, now: &mut Clock) -> Option<u64> {
+pub(super) fn scheduled_time(msg: &Message, now: &mut Now) -> Option<u64> {
     // one pass, no allocation for the annotations it does not want (MQTT messages always
     // carry a few)
     let [time, delay] = msg
@@ -126,22 +127,17 @@ pub(super) fn scheduled_time(msg: &Message, now: &mut Clock) -> Option<u64> {
 /// The time, read at most once per dispatch pass or message, and only if a message has an
 /// expiry or a delivery time: most have neither, and reading the clock is a measurable
 /// share of a small message's cost.
-pub(super) struct Clock(Option<u64>);
+pub(super) struct Now<'a> {
+    clock: &'a dyn Clock,
+    at: Option<u64>,
+}
 
-impl Clock {
-    pub(super) fn lazy() -> Self {
-        Clock(None)
+impl<'a> Now<'a> {
+    pub(super) fn lazy(clock: &'a dyn Clock) -> Self {
+        Now { clock, at: None }
     }
 
     pub(super) fn ms(&mut self) -> u64 {
-        *self.0.get_or_insert_with(now_ms)
+        *self.at.get_or_insert_with(|| self.clock.now_ms())
     }
-}
-
-/// Milliseconds since the Unix epoch: the clock expiry and delivery times are kept in
-/// (adapters that report a message's remaining lifetime read the same one).
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

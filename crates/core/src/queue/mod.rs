@@ -33,11 +33,12 @@ mod schedule;
 mod settle;
 mod store;
 
-use entry::Clock;
 pub(crate) use entry::Entry;
-pub use entry::{now_ms, Prepared};
+use entry::Now;
+pub use entry::Prepared;
 pub use settle::MAX_MODIFIED_ANNOTATIONS;
 
+use crate::clock::{Clock, SharedClock};
 use crate::link::{ConsumerKey, CreditWindow, Handle, Outcome, Refusal};
 use crate::outbox::{Command, Outbox};
 use ready::{ReadyList, LEVELS};
@@ -154,6 +155,8 @@ pub struct Queue {
     reject_when_full: bool,
     /// This queue, for the timer that wakes scheduled messages (set by `into_arc`).
     me: std::sync::Weak<Queue>,
+    /// Where expiry, delivery and redelivery times are read and their timers armed.
+    clock: SharedClock,
     state: Mutex<State>,
 }
 
@@ -171,6 +174,7 @@ impl Queue {
             redelivery_delay: 0,
             reject_when_full: false,
             me: std::sync::Weak::new(),
+            clock: crate::clock::system(),
             state: Mutex::new(State {
                 ready: ReadyList::default(),
                 scheduled: std::collections::BTreeMap::new(),
@@ -189,6 +193,12 @@ impl Queue {
                 blocked: Vec::new(),
             }),
         }
+    }
+
+    /// Reads time from, and arms timers on, `clock` instead of the system's.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Overrides the byte bound.
@@ -310,7 +320,12 @@ impl Queue {
         drop(st);
         for entry in expired {
             if let Some(q) = &self.expiry {
-                q.store(entry.msg.clone(), &Prepared::of(&entry.msg), None, false);
+                q.store(
+                    entry.msg.clone(),
+                    &Prepared::of(&entry.msg, &*self.clock),
+                    None,
+                    false,
+                );
             }
             self.journal_ack(&entry);
         }

@@ -10,15 +10,17 @@ impl Queue {
         if st.timer_at.is_some_and(|t| t <= due) {
             return;
         }
-        let (Some(me), Ok(rt)) = (self.me.upgrade(), tokio::runtime::Handle::try_current()) else {
-            return; // no runtime (unit tests): due messages move on the next dispatch
-        };
         st.timer_at = Some(due);
-        let wait = std::time::Duration::from_millis(due.saturating_sub(now_ms()));
-        rt.spawn(async move {
-            tokio::time::sleep(wait).await;
-            me.wake_scheduled();
-        });
+        // the timer holds the queue weakly: a deleted queue's timer finds nothing to wake
+        let me = self.me.clone();
+        self.clock.wake_at(
+            due,
+            Box::new(move || {
+                if let Some(q) = me.upgrade() {
+                    q.wake_scheduled();
+                }
+            }),
+        );
     }
 
     /// Timer expiry: due messages become ready; the timer is re-armed for the next one.
@@ -48,7 +50,7 @@ impl Queue {
     /// Returns a released or failed message, after the redelivery delay if there is one.
     pub(super) fn redeliver(&self, st: &mut State, entry: Entry) {
         if self.redelivery_delay > 0 {
-            let due = now_ms() + self.redelivery_delay;
+            let due = self.clock.now_ms() + self.redelivery_delay;
             self.schedule(st, entry, due);
         } else {
             st.ready.requeue(entry);

@@ -10,7 +10,7 @@ impl Queue {
         let mut st = self.lock();
         st.bytes += msg.len();
         st.next_seq = st.next_seq.max(seq + 1);
-        let prep = Prepared::of(&msg);
+        let prep = Prepared::of(&msg, &*self.clock);
         let entry = Entry::new(seq, msg, &prep, delivery_count, true);
         self.admit(&mut st, entry, true);
     }
@@ -24,7 +24,7 @@ impl Queue {
         msg: Message,
         on_durable: Option<MakeOnDurable<'_>>,
     ) -> (Stored, bool) {
-        let prep = Prepared::of(&msg);
+        let prep = Prepared::of(&msg, &*self.clock);
         self.store(msg, &prep, on_durable, true)
     }
 

@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use throng_amqp::message::Message;
-use throng_core::queue::{now_ms, Queue};
+use throng_core::queue::Queue;
 use throng_core::{
     AddressKind, Command, ConsumerKey, Handle, Node, Op, Outbox, Outcome, Producer, Published,
     Refusal, Reply, Target, Verdict,
@@ -908,7 +908,11 @@ impl Conn {
             }
             if let (true, Some(at)) = (v5, front.expires_at) {
                 // MQTT-3.3.2-6: the interval received minus the time spent here
-                let left_ms = at.saturating_sub(now_ms());
+                let now = match &self.principal {
+                    Some(p) => p.tenant.clock().now_ms(),
+                    None => throng_core::clock::system().now_ms(),
+                };
+                let left_ms = at.saturating_sub(now);
                 publish.properties.message_expiry_interval =
                     Some(left_ms.div_ceil(1000).max(1) as u32);
             }
