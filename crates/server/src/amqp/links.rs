@@ -1,28 +1,21 @@
-//! Links between a client and the router core: attach resolution (address lookup,
-//! auto-create, dynamic reply addresses, permissions), producer credit, routing of
-//! received messages, and settlement of consumers' deliveries.
+//! Links between a client and the router core once attached (`super::attach` answers
+//! the attach): producer credit, received messages handed to the core, deliveries sent
+//! to consumers and their settlement, detach.
 
 use super::connection::Conn;
 use super::verdict::{self, handle, rejected};
 use bytes::Bytes;
 use std::sync::Arc;
-use throng_amqp::codec::Symbol;
-use throng_amqp::codec::Value;
-use throng_amqp::definitions::{
-    condition, Attach, DeliveryState, Error, ReceiverSettleMode, Role, SenderSettleMode, Source,
-    TargetTerminus,
-};
-use throng_amqp::engine::{IdMap, LinkId, LinkSpec};
+use throng_amqp::definitions::{condition, DeliveryState};
+use throng_amqp::engine::{IdMap, LinkId};
 use throng_amqp::message::Message;
 use throng_core::anycast::Anycast;
 use throng_core::multicast::Multicast;
 use throng_core::queue::Queue;
 use throng_core::topic::Topic;
 use throng_core::{
-    AckTarget, Address, AddressKind, Command, ConsumerKey, HeldAck, Op, Outcome, Producer,
-    ProducerCredit, Published, Reply, Target, Tenant,
+    AckTarget, Address, Command, ConsumerKey, HeldAck, Outcome, Producer, Published, Reply, Target,
 };
-use throng_selector::Selector;
 use tracing::{debug, warn};
 
 /// Credit a producer to a queue, topic or the anonymous relay is topped up to.
@@ -77,6 +70,25 @@ pub(super) struct ConsumerLink {
     inflight: IdMap<u32, u64>,
 }
 
+impl ConsumerLink {
+    /// A consumer link just attached to `address` (a `dynamic` one is removed with it).
+    pub(super) fn new(
+        source: ConsumerSource,
+        key: ConsumerKey,
+        address: String,
+        dynamic: bool,
+    ) -> Self {
+        ConsumerLink {
+            source,
+            key,
+            address,
+            dynamic,
+            taken: 0,
+            inflight: IdMap::default(),
+        }
+    }
+}
+
 /// Where a producer link's messages go.
 pub(super) enum ProducerTarget {
     Address(Address),
@@ -101,418 +113,18 @@ pub(super) struct ProducerLink {
     pub blocked: bool,
 }
 
-fn has_capability(caps: &Option<Vec<Symbol>>, name: &str) -> bool {
-    caps.as_ref()
-        .is_some_and(|c| c.iter().any(|s| s.as_str() == name))
-}
-
-/// Whether a source asks for a durable subscription: terminus durability and
-/// expiry-policy `never` (as JMS durable subscribers attach).
-fn is_durable(source: &Source) -> bool {
-    source.durable.unwrap_or(0) > 0
-        && source
-            .expiry_policy
-            .as_ref()
-            .is_some_and(|p| p.as_str() == "never")
-}
-
-/// A durable subscription's name: `container-id|link-name`; shared subscriptions
-/// (capability `shared`) drop the `|N` suffix JMS adds per consumer, and global ones
-/// (capability `global`) are not scoped by container-id.
-fn subscription_name(container_id: &str, link_name: &str, source: Option<&Source>) -> String {
-    let caps = source.and_then(|s| s.capabilities.clone());
-    if has_capability(&caps, "shared") {
-        let base = link_name.split('|').next().unwrap_or(link_name);
-        if has_capability(&caps, "global") {
-            return base.to_string();
+impl ProducerLink {
+    /// A producer link just attached, with no credit granted yet.
+    pub(super) fn new(target: ProducerTarget) -> Self {
+        ProducerLink {
+            target,
+            credit: 0,
+            blocked: false,
         }
-        return format!("{container_id}|{base}");
     }
-    format!("{container_id}|{link_name}")
-}
-
-/// The descriptor of a JMS selector filter (AMQP filters registry), symbolic and numeric.
-const SELECTOR_FILTER: &str = "apache.org:selector-filter:string";
-const SELECTOR_FILTER_CODE: u64 = 0x0000_468C_0000_0004;
-
-/// The JMS selector in a source's filter set, if any, parsed.
-fn selector_of(source: &Source) -> Result<Option<Selector>, String> {
-    let Some(filters) = &source.filter else {
-        return Ok(None);
-    };
-    for (_, value) in filters {
-        let Value::Described(descriptor, expr) = value else {
-            continue;
-        };
-        let is_selector = match descriptor.as_ref() {
-            Value::Symbol(s) => s.as_str() == SELECTOR_FILTER,
-            Value::Ulong(code) => *code == SELECTOR_FILTER_CODE,
-            _ => false,
-        };
-        if !is_selector {
-            continue;
-        }
-        let Some(text) = expr.as_str() else {
-            return Err("the selector filter must hold a string".into());
-        };
-        return Selector::parse(text)
-            .map(Some)
-            .map_err(|e| format!("invalid selector: {e}"));
-    }
-    Ok(None)
 }
 
 impl Conn {
-    /// Refuses a receiver attach, removing the dynamic address made for it.
-    fn refuse_dynamic(
-        &mut self,
-        link: LinkId,
-        dynamic: bool,
-        tenant: &Tenant,
-        name: &str,
-        cond: &str,
-        reason: String,
-    ) {
-        if dynamic {
-            tenant.remove(name);
-        }
-        self.refuse(link, cond, reason);
-    }
-
-    fn refuse(&mut self, link: LinkId, cond: &str, reason: String) {
-        let tenant = self
-            .principal
-            .as_ref()
-            .map_or("-", |p| p.tenant.name())
-            .to_string();
-        warn!(conn = self.id, peer = %self.peer, tenant = %tenant, "attach refused: {cond}: {reason}");
-        let _ = self.engine.refuse_link(link, Error::new(cond, reason));
-    }
-
-    fn allowed(&self, op: Op, address: &str) -> bool {
-        self.principal.as_ref().is_none_or(|p| p.may(op, address))
-    }
-
-    pub(super) fn on_attach(&mut self, link: LinkId, attach: Attach) {
-        let Some(principal) = self.principal.clone() else {
-            return self.refuse(
-                link,
-                condition::UNAUTHORIZED_ACCESS,
-                "not authenticated".into(),
-            );
-        };
-        if attach.rcv_settle_mode == Some(ReceiverSettleMode::Second) {
-            return self.refuse(
-                link,
-                condition::NOT_IMPLEMENTED,
-                "rcv-settle-mode second is not supported".into(),
-            );
-        }
-        let tenant = principal.tenant.clone();
-        match attach.role {
-            Role::Sender => {
-                let target = match &attach.target {
-                    Some(TargetTerminus::Target(t)) => t.clone(),
-                    Some(TargetTerminus::Coordinator(_)) => {
-                        let spec = LinkSpec {
-                            role: Role::Receiver,
-                            source: attach.source.clone(),
-                            target: attach.target.clone(),
-                            snd_settle_mode: attach.snd_settle_mode.unwrap_or_default(),
-                            rcv_settle_mode: ReceiverSettleMode::First,
-                            ..LinkSpec::default()
-                        };
-                        if self.engine.accept_link(link, spec).is_ok() {
-                            self.producers.insert(
-                                link,
-                                ProducerLink {
-                                    target: ProducerTarget::Coordinator,
-                                    credit: 0,
-                                    blocked: false,
-                                },
-                            );
-                            self.top_up(link);
-                        }
-                        return;
-                    }
-                    None => {
-                        return self.refuse(
-                            link,
-                            condition::INVALID_FIELD,
-                            "attach without a target".into(),
-                        )
-                    }
-                };
-                if target.dynamic == Some(true) {
-                    return self.refuse(
-                        link,
-                        condition::NOT_IMPLEMENTED,
-                        "dynamic targets are not supported".into(),
-                    );
-                }
-                let ptarget = match target.address.as_deref().filter(|a| !a.is_empty()) {
-                    None => ProducerTarget::Anonymous,
-                    Some(WILL_ADDRESS) => ProducerTarget::Will,
-                    Some(name) => {
-                        if !self.allowed(Op::Send, name) {
-                            return self.refuse(
-                                link,
-                                condition::UNAUTHORIZED_ACCESS,
-                                format!("no permission to send to `{name}`"),
-                            );
-                        }
-                        let kind = if has_capability(&target.capabilities, "topic") {
-                            AddressKind::Topic
-                        } else {
-                            AddressKind::Queue
-                        };
-                        match tenant.resolve(name, kind) {
-                            Some(a) => ProducerTarget::Address(a),
-                            None => {
-                                return self.refuse(
-                                    link,
-                                    condition::NOT_FOUND,
-                                    format!("no address `{name}`"),
-                                )
-                            }
-                        }
-                    }
-                };
-                let spec = LinkSpec {
-                    role: Role::Receiver,
-                    source: attach.source.clone(),
-                    target: attach.target.clone(),
-                    snd_settle_mode: attach.snd_settle_mode.unwrap_or_default(),
-                    rcv_settle_mode: ReceiverSettleMode::First,
-                    ..LinkSpec::default()
-                };
-                if self.engine.accept_link(link, spec).is_err() {
-                    return;
-                }
-                self.producers.insert(
-                    link,
-                    ProducerLink {
-                        target: ptarget,
-                        credit: 0,
-                        blocked: false,
-                    },
-                );
-                let credit = match self.producers.get(&link).map(|p| &p.target) {
-                    Some(ProducerTarget::Address(a)) => a.attach_producer(Producer {
-                        outbox: &self.outbox,
-                        link: handle(link),
-                    }),
-                    _ => ProducerCredit::Window,
-                };
-                match credit {
-                    ProducerCredit::Window => self.top_up(link),
-                    ProducerCredit::Wait => {
-                        if let Some(p) = self.producers.get_mut(&link) {
-                            p.blocked = true;
-                        }
-                    }
-                    ProducerCredit::FromConsumers => {}
-                }
-            }
-            Role::Receiver => {
-                let sub_name =
-                    subscription_name(&self.container_id, &attach.name, attach.source.as_ref());
-                let mut source = match attach.source.clone() {
-                    Some(s) => s,
-                    // a null source names an existing durable subscription by link name
-                    // (how JMS clients find a subscription to unsubscribe it)
-                    None => match tenant.subscription_topic(&sub_name) {
-                        Some(topic) => Source {
-                            address: Some(topic),
-                            durable: Some(2),
-                            expiry_policy: Some(Symbol::new("never")),
-                            ..Source::default()
-                        },
-                        None => {
-                            return self.refuse(
-                                link,
-                                condition::NOT_FOUND,
-                                format!("no durable subscription `{sub_name}`"),
-                            )
-                        }
-                    },
-                };
-                let dynamic = source.dynamic == Some(true);
-                let (name, address) = if dynamic {
-                    let (name, a) = tenant.create_dynamic(self.id);
-                    source.address = Some(name.clone());
-                    (name, a)
-                } else {
-                    let Some(name) = source.address.clone().filter(|a| !a.is_empty()) else {
-                        return self.refuse(
-                            link,
-                            condition::INVALID_FIELD,
-                            "source address is required".into(),
-                        );
-                    };
-                    if !self.allowed(Op::Recv, &name) {
-                        return self.refuse(
-                            link,
-                            condition::UNAUTHORIZED_ACCESS,
-                            format!("no permission to receive from `{name}`"),
-                        );
-                    }
-                    let kind = if has_capability(&source.capabilities, "topic") {
-                        AddressKind::Topic
-                    } else {
-                        AddressKind::Queue
-                    };
-                    match tenant.resolve(&name, kind) {
-                        Some(a) => (name, a),
-                        None => {
-                            return self.refuse(
-                                link,
-                                condition::NOT_FOUND,
-                                format!("no address `{name}`"),
-                            )
-                        }
-                    }
-                };
-                let selector = match selector_of(&source) {
-                    Ok(sel) => sel,
-                    Err(reason) => {
-                        return self.refuse_dynamic(
-                            link,
-                            dynamic,
-                            &tenant,
-                            &name,
-                            condition::INVALID_FIELD,
-                            reason,
-                        )
-                    }
-                };
-                if selector.is_some()
-                    && matches!(address, Address::Anycast(_) | Address::Multicast(_))
-                {
-                    let reason = format!(
-                        "selectors are supported on queues and topics; `{name}` is {}",
-                        address.kind().as_str()
-                    );
-                    return self.refuse_dynamic(
-                        link,
-                        dynamic,
-                        &tenant,
-                        &name,
-                        condition::NOT_IMPLEMENTED,
-                        reason,
-                    );
-                }
-                let durable_sub = is_durable(&source);
-                let requested = attach.snd_settle_mode.unwrap_or_default();
-                let presettled = requested == SenderSettleMode::Settled;
-                // distribution-mode `copy` on a queue: a browser, sent presettled copies
-                let browse = matches!(address, Address::Queue(_))
-                    && source
-                        .distribution_mode
-                        .as_ref()
-                        .is_some_and(|m| m.as_str() == "copy");
-                let settle_mode = match address {
-                    Address::Multicast(_) => SenderSettleMode::Settled,
-                    _ if browse => SenderSettleMode::Settled,
-                    _ if presettled => SenderSettleMode::Settled,
-                    _ => SenderSettleMode::Unsettled,
-                };
-                let spec = LinkSpec {
-                    role: Role::Sender,
-                    source: Some(source.clone()),
-                    target: attach.target.clone(),
-                    snd_settle_mode: settle_mode,
-                    rcv_settle_mode: ReceiverSettleMode::First,
-                    ..LinkSpec::default()
-                };
-                if self.engine.accept_link(link, spec).is_err() {
-                    if dynamic {
-                        tenant.remove(&name);
-                    }
-                    return;
-                }
-                let (source, key) = match address {
-                    Address::Queue(q) if browse => {
-                        let key = q.add_browser(self.outbox.clone(), handle(link), selector);
-                        (ConsumerSource::Queue(q), key)
-                    }
-                    Address::Queue(q) => {
-                        let key = q.add_consumer_selecting(
-                            self.outbox.clone(),
-                            handle(link),
-                            presettled,
-                            selector,
-                        );
-                        (ConsumerSource::Queue(q), key)
-                    }
-                    Address::Topic(t) if durable_sub => {
-                        let queue = tenant.open_subscription(&t, &sub_name);
-                        let key = queue.add_consumer_selecting(
-                            self.outbox.clone(),
-                            handle(link),
-                            presettled,
-                            selector,
-                        );
-                        (
-                            ConsumerSource::Durable {
-                                queue,
-                                name: sub_name.clone(),
-                            },
-                            key,
-                        )
-                    }
-                    Address::Topic(t) if has_capability(&source.capabilities, "shared") => {
-                        let queue = t.join_shared(&sub_name);
-                        let key = queue.add_consumer_selecting(
-                            self.outbox.clone(),
-                            handle(link),
-                            presettled,
-                            selector,
-                        );
-                        (
-                            ConsumerSource::Shared {
-                                topic: t,
-                                queue,
-                                name: sub_name.clone(),
-                            },
-                            key,
-                        )
-                    }
-                    Address::Topic(t) => {
-                        let queue = t.subscribe();
-                        let key = queue.add_consumer_selecting(
-                            self.outbox.clone(),
-                            handle(link),
-                            presettled,
-                            selector,
-                        );
-                        (ConsumerSource::Subscription { topic: t, queue }, key)
-                    }
-                    Address::Anycast(a) => {
-                        let key = a.add_consumer(self.outbox.clone(), handle(link), presettled);
-                        (ConsumerSource::Anycast(a), key)
-                    }
-                    Address::Multicast(m) => {
-                        let key = m.add_consumer(self.outbox.clone(), handle(link));
-                        (ConsumerSource::Multicast(m), key)
-                    }
-                };
-                debug!(conn = self.id, address = %name, "consumer attached");
-                self.consumers.insert(
-                    link,
-                    ConsumerLink {
-                        source,
-                        key,
-                        address: name,
-                        dynamic,
-                        taken: 0,
-                        inflight: IdMap::default(),
-                    },
-                );
-            }
-        }
-    }
-
     /// Grants a queue/topic/anonymous producer a fresh window when it runs low.
     pub(super) fn top_up(&mut self, link: LinkId) {
         let Some(p) = self.producers.get_mut(&link) else {
