@@ -314,7 +314,15 @@ impl Address {
                 q.notify_when_room(p.outbox.clone(), p.link, 1);
                 ProducerCredit::Wait
             }
-            Address::Queue(_) | Address::Topic(_) => ProducerCredit::Window,
+            // a topic waits for its full subscription, as a publish to it would
+            Address::Topic(t) => match t.full_subscription() {
+                Some(q) => {
+                    q.notify_when_room(p.outbox.clone(), p.link, 1);
+                    ProducerCredit::Wait
+                }
+                None => ProducerCredit::Window,
+            },
+            Address::Queue(_) => ProducerCredit::Window,
         }
     }
 

@@ -172,6 +172,15 @@ impl Topic {
         crate::sync::lock(&self.subscriptions).retain(|q| !Arc::ptr_eq(q, sub));
     }
 
+    /// A subscription that has no room left, if any (subscriptions block when full): a
+    /// producer attaching now waits for it.
+    pub fn full_subscription(&self) -> Option<Arc<Queue>> {
+        crate::sync::lock(&self.subscriptions)
+            .iter()
+            .find(|q| !q.has_space())
+            .cloned()
+    }
+
     /// Number of live subscriptions.
     pub fn subscriber_count(&self) -> usize {
         crate::sync::lock(&self.subscriptions).len()

@@ -465,3 +465,28 @@ fn a_durable_commit_is_answered_only_once_on_disk_whatever_the_type() {
         "the committed messages are in the subscription"
     );
 }
+
+/// A producer link attaching to a queue or topic that is full and blocks gets no credit
+/// until there is room — the same answer its first message would get — and one
+/// attaching in any other state gets its window.
+#[test]
+fn a_producer_attaching_to_a_full_blocking_address_waits() {
+    use throng_core::ProducerCredit;
+    for kind in [AddressKind::Queue, AddressKind::Topic] {
+        for state in [State::FullBlock, State::NoCredit, State::FullReject] {
+            if expected(kind, state).is_none() {
+                continue;
+            }
+            let w = world(kind, state, &format!("attach-{kind:?}-{state:?}"));
+            let credit = w.address.attach_producer(Producer {
+                outbox: &w.producer,
+                link: PRODUCER,
+            });
+            let want = match state {
+                State::FullBlock => ProducerCredit::Wait,
+                _ => ProducerCredit::Window,
+            };
+            assert_eq!(credit, want, "{kind:?} {state:?}");
+        }
+    }
+}
