@@ -21,10 +21,42 @@ async fn main() {
         _ => v4(&host, port, &topic, count, inflight).await,
     };
     println!("received {n}");
+    GAP.with(|g| {
+        let (gap, at) = *g.borrow();
+        let stalls = STALLS.with(|s| s.get());
+        println!("largest gap between messages {} ms, before message {at}; {stalls} gaps of 20 ms or more", gap.as_millis());
+    });
     std::process::exit(if n == count { 0 } else { 1 });
 }
 
 const IDLE: Duration = Duration::from_secs(120);
+
+thread_local! {
+    /// The largest pause between two messages and the message it came before: a stall
+    /// shows here even when the total time looks fine.
+    static GAP: std::cell::RefCell<(Duration, u64)> = const { std::cell::RefCell::new((Duration::ZERO, 0)) };
+    static LAST: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+    /// Pauses of 20 ms or more (a delayed acknowledgement is 40 ms).
+    static STALLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts one message and records the pause before it.
+fn arrived(n: &mut u64) {
+    let now = std::time::Instant::now();
+    if let Some(last) = LAST.with(|l| l.replace(Some(now))) {
+        let gap = now - last;
+        if gap >= Duration::from_millis(20) {
+            STALLS.with(|s| s.set(s.get() + 1));
+        }
+        GAP.with(|g| {
+            let mut g = g.borrow_mut();
+            if gap > g.0 {
+                *g = (gap, *n + 1);
+            }
+        });
+    }
+    *n += 1;
+}
 
 async fn v4(host: &str, port: u16, topic: &str, count: u64, inflight: u16) -> u64 {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -38,7 +70,7 @@ async fn v4(host: &str, port: u16, topic: &str, count: u64, inflight: u16) -> u6
     while n < count {
         match tokio::time::timeout(IDLE, events.poll()).await {
             Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => println!("subscribed"),
-            Ok(Ok(Event::Incoming(Packet::Publish(_)))) => n += 1,
+            Ok(Ok(Event::Incoming(Packet::Publish(_)))) => arrived(&mut n),
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
                 eprintln!("connection: {e}");
@@ -64,7 +96,7 @@ async fn v5(host: &str, port: u16, topic: &str, count: u64, inflight: u16) -> u6
     while n < count {
         match tokio::time::timeout(IDLE, events.poll()).await {
             Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => println!("subscribed"),
-            Ok(Ok(Event::Incoming(Packet::Publish(_)))) => n += 1,
+            Ok(Ok(Event::Incoming(Packet::Publish(_)))) => arrived(&mut n),
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
                 eprintln!("connection: {e}");

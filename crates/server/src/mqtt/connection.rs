@@ -571,7 +571,7 @@ impl Conn {
         let s = session::lock(&s);
         let attached: std::collections::HashSet<u64> =
             self.consumers.values().map(|c| c.source).collect();
-        let peer_max = (self.engine.peer_receive_maximum().max(1) as u32).min(QOS12_WINDOW);
+        let peer_max = self.in_flight_window() as u32;
         let mut added = Vec::new();
         for sub in s.subscriptions.values() {
             for src in &sub.sources {
@@ -879,6 +879,12 @@ impl Conn {
         }
     }
 
+    /// QoS 1/2 deliveries that may be unacknowledged at once: the client's receive
+    /// maximum, capped at [`QOS12_WINDOW`].
+    fn in_flight_window(&self) -> usize {
+        (self.engine.peer_receive_maximum().max(1) as u32).min(QOS12_WINDOW) as usize
+    }
+
     /// Publishes waiting deliveries while the engine has send credit.
     fn send_pending(&mut self) {
         let v5 = self.engine.version() == Version::V5;
@@ -897,7 +903,13 @@ impl Conn {
                 continue;
             }
             let mut publish = bridge::to_mqtt(&front.msg, &c.topic, c.qos, v5);
-            if publish.qos != QoS::AtMostOnce && !self.engine.can_send() {
+            // at most one window in flight: the rest of the credit waits here, so that
+            // each acknowledgement sends the next message at once (MQTT 3.1.1 announces
+            // no receive maximum; with everything in flight the client's batched,
+            // Nagle-held acknowledgements waited for a delayed ACK)
+            if publish.qos != QoS::AtMostOnce
+                && (!self.engine.can_send() || self.inflight.len() >= self.in_flight_window())
+            {
                 return;
             }
             if !c.retain_as_published {
