@@ -11,15 +11,14 @@
 mod common;
 
 use bytes::Bytes;
+use common::mqtt::Client;
 use common::{connect, Node};
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use throng_amqp::definitions::{condition, DeliveryState, Properties};
 use throng_amqp::message::MessageBuilder;
 use throng_client::{Receiver, ReceiverOptions, SenderOptions};
 use throng_mqtt::codec::Connect;
-use throng_mqtt::engine::{Config, Connection, Event};
+use throng_mqtt::engine::Event;
 use throng_mqtt::{ByteStr, Publish, QoS, ReasonCode, Version};
 
 /// How long a producer waits before its answer counts as "waits" (no credit, or no
@@ -251,50 +250,18 @@ async fn send_amqp(c: &throng_client::Connection, path: Path, address: &str) -> 
 
 /// One MQTT 5 QoS 1 PUBLISH from a fresh connection, on a blocking socket.
 fn send_mqtt(addr: &str, topic: &str) -> Heard {
-    let mut sock = TcpStream::connect(addr).expect("mqtt connect");
-    sock.set_nodelay(true).expect("nodelay");
-    let mut engine = Connection::client(
-        Config::client(),
-        Connect::new(Version::V5, format!("parity-{topic}").as_str()),
-        Instant::now(),
-    );
-    let mut events = Vec::new();
-    let mut pump = |engine: &mut Connection, events: &mut Vec<Event>, until: Instant| {
-        let out = engine.output().split();
-        sock.write_all(&out).expect("write");
-        let wait = until.saturating_duration_since(Instant::now());
-        sock.set_read_timeout(Some(wait.max(Duration::from_millis(1))))
-            .expect("timeout");
-        let mut buf = [0u8; 4096];
-        if let Ok(n) = sock.read(&mut buf) {
-            engine.handle_input(&buf[..n], Instant::now());
-        }
-        while let Some(e) = engine.poll_event() {
-            events.push(e);
-        }
-    };
-    let deadline = Instant::now() + PATIENCE * 4;
-    while !events.iter().any(|e| matches!(e, Event::ConnAck(_))) && Instant::now() < deadline {
-        pump(&mut engine, &mut events, deadline);
-    }
+    let id = format!("parity-{topic}");
+    let mut c = Client::connect_to(addr, Connect::new(Version::V5, id.as_str()));
     let mut p = Publish::new(ByteStr::from(topic), Bytes::from(vec![b'x'; BODY]));
     p.qos = QoS::AtLeastOnce;
-    let pid = engine.publish(p).expect("publish");
-    let deadline = Instant::now() + PATIENCE;
-    while Instant::now() < deadline {
-        pump(&mut engine, &mut events, deadline);
-        for e in &events {
-            if let Event::Acked {
-                packet_id, reason, ..
-            } = e
-            {
-                if *packet_id == pid {
-                    return heard_mqtt(*reason);
-                }
-            }
-        }
+    let pid = c.engine.publish(p).expect("publish");
+    match c.wait_within(
+        PATIENCE,
+        |e| matches!(e, Event::Acked { packet_id, .. } if *packet_id == pid),
+    ) {
+        Some(Event::Acked { reason, .. }) => heard_mqtt(reason),
+        _ => Heard::Waits,
     }
-    Heard::Waits
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,7 +23,12 @@ pub struct Client {
 impl Client {
     /// Connects to the node's MQTT listener with `connect`; panics unless accepted.
     pub fn connect(node: &Node, connect: Connect) -> Client {
-        let sock = TcpStream::connect(&node.listeners["mqtt"]).expect("connect");
+        Self::connect_to(&node.listeners["mqtt"], connect)
+    }
+
+    /// Connects to the MQTT listener at `addr` (HOST:PORT); panics unless accepted.
+    pub fn connect_to(addr: &str, connect: Connect) -> Client {
+        let sock = TcpStream::connect(addr).expect("connect");
         sock.set_nodelay(true).expect("nodelay");
         let mut c = Client {
             sock,
@@ -67,7 +72,12 @@ impl Client {
 
     /// The first queued or arriving event `want` matches, within [`WAIT`].
     pub fn wait_for(&mut self, want: impl Fn(&Event) -> bool) -> Option<Event> {
-        let deadline = Instant::now() + WAIT;
+        self.wait_within(WAIT, want)
+    }
+
+    /// The first queued or arriving event `want` matches, within `wait`.
+    pub fn wait_within(&mut self, wait: Duration, want: impl Fn(&Event) -> bool) -> Option<Event> {
+        let deadline = Instant::now() + wait;
         loop {
             if let Some(i) = self.events.iter().position(&want) {
                 return self.events.remove(i);
