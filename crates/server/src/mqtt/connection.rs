@@ -128,7 +128,8 @@ struct Conn {
     kick: Arc<Notify>,
     /// The session's notification that a source was added (a new matching topic).
     changed: Option<Arc<Notify>>,
-    kicked: bool,
+    /// A newer connection took the session over (it may happen in any phase).
+    taken_over: bool,
     /// The engine's `inbound_qos2_changes` when the session was last written.
     qos2_persisted: u64,
     consumers: IdMap<Handle, Consumer>,
@@ -138,19 +139,41 @@ struct Conn {
     inflight: IdMap<u16, Option<(Handle, u64)>>,
     pending: VecDeque<Pending>,
     /// The connection ended without a clean DISCONNECT (or with v5 reason 0x04): its
-    /// will is due.
-    lost: bool,
-    /// What output and reading are held for.
+    /// will is due. How it ended, not a phase: true until the engine says otherwise.
+    will_due: bool,
+    /// What output and reading are held for (a session handover, a metadata write).
+    /// Independent of `blocked`: a publish read in the same batch as a SUBSCRIBE may
+    /// find its address full while the SUBSCRIBE's write holds the output.
     wait: Option<Wait>,
     /// A metadata write that held the output failed: what the output says (a PUBACK, a
     /// CONNACK) is not true, so it is never sent and the connection closes.
     store_failed: Arc<std::sync::atomic::AtomicBool>,
-    /// The CONNECT was accepted: the engine holds the session's protocol state.
-    accepted: bool,
-    /// The CONNACK has left the engine (output after the accept is not held any more).
-    connack_sent: bool,
+    /// How far the CONNECT has got.
+    phase: Phase,
     /// Reading pauses until an address with no room has room again.
     blocked: bool,
+}
+
+/// How far a connection's CONNECT has got; it only moves forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// No CONNECT accepted yet (one may wait for the session's previous connection to
+    /// hand its state over).
+    Connecting,
+    /// The CONNECT is accepted: the engine holds the session's protocol state; the
+    /// CONNACK has not left the engine yet.
+    Accepted,
+    /// The CONNACK has left the engine: the client may hear of anything now (a failed
+    /// store is told with a DISCONNECT, never before a CONNACK).
+    Live,
+}
+
+impl Phase {
+    /// Whether the engine holds the session's protocol state (it goes back to the
+    /// session when the connection ends).
+    fn accepted(self) -> bool {
+        self != Phase::Connecting
+    }
 }
 
 enum Wake {
@@ -189,17 +212,16 @@ pub async fn serve_connection<S>(
         session: None,
         kick: Arc::new(Notify::new()),
         changed: None,
-        kicked: false,
+        taken_over: false,
         qos2_persisted: 0,
         consumers: IdMap::default(),
         next_link: 1,
         inflight: IdMap::default(),
         pending: VecDeque::new(),
-        lost: true,
+        will_due: true,
         wait: None,
         store_failed: Arc::default(),
-        accepted: false,
-        connack_sent: false,
+        phase: Phase::Connecting,
         blocked: false,
     };
     debug!(conn = id, %peer, "mqtt connection accepted");
@@ -219,7 +241,9 @@ impl Conn {
             let held = self.wait.is_some();
             if self.engine.has_output() && !held {
                 io.take_output(self.engine.output());
-                self.connack_sent |= self.accepted;
+                if self.phase == Phase::Accepted {
+                    self.phase = Phase::Live;
+                }
             }
             let storing = matches!(
                 &self.wait,
@@ -297,7 +321,7 @@ impl Conn {
                         ..
                     }) = wait
                     {
-                        if superseded || self.kicked {
+                        if superseded || self.taken_over {
                             // never accepted: its will was never registered, and the
                             // kick closes it
                             continue;
@@ -308,7 +332,7 @@ impl Conn {
                 }
                 Wake::Kicked => {
                     info!(conn = self.id, client = %self.client_id, "session taken over by a new connection");
-                    self.kicked = true;
+                    self.taken_over = true;
                     self.engine.disconnect(
                         ReasonCode::SessionTakenOver,
                         why("another connection took this session over"),
@@ -378,7 +402,7 @@ impl Conn {
     fn store_failed_close(&mut self) {
         warn!(conn = self.id, client = %self.client_id, "closing: the metadata store failed a write this connection's answers depended on");
         self.engine.output().clear();
-        if self.connack_sent {
+        if self.phase == Phase::Live {
             self.engine.disconnect(
                 ReasonCode::UnspecifiedError,
                 why("the message store failed"),
@@ -558,7 +582,7 @@ impl Conn {
         if self.engine.accept(a.present, a.props).is_err() {
             return;
         }
-        self.accepted = true;
+        self.phase = Phase::Accepted;
         self.persist_session();
         self.attach_sources();
     }
@@ -994,7 +1018,7 @@ impl Conn {
                 session::lock(s).expiry = e;
             }
         }
-        self.lost = c.publish_will;
+        self.will_due = c.publish_will;
     }
 
     /// The connection is over: consumers go (their unsettled messages return to their
@@ -1023,8 +1047,8 @@ impl Conn {
                 &principal.tenant,
                 &self.client_id,
                 self.id,
-                self.lost,
-                self.accepted.then_some(protocol),
+                self.will_due,
+                self.phase.accepted().then_some(protocol),
             );
         }
     }
