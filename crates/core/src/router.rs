@@ -50,23 +50,34 @@ pub enum Reply {
 }
 
 /// What became of a published message.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone)]
 #[must_use]
 pub struct Published {
     /// The verdict when it is known now. `None`: it goes to the [`Reply`] later (a
     /// durable copy on its way to disk, an anycast consumer deciding); the reply is used
     /// exactly when this is `None`.
     pub verdict: Option<Verdict>,
-    /// Back-pressure: the address is full, and the producer should send no more until a
-    /// [`crate::Command::Unblocked`] arrives for its link (already asked for).
-    pub wait: bool,
+    /// Back-pressure: the queue (or topic subscription) that is full. The producer should
+    /// send no more until a [`crate::Command::Unblocked`] arrives for its link (already
+    /// asked for); a producer that goes before then tells the queue
+    /// ([`Queue::remove_producer`]), so that nothing waits there for a link that is gone.
+    pub wait: Option<Arc<Queue>>,
+}
+
+impl std::fmt::Debug for Published {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Published")
+            .field("verdict", &self.verdict)
+            .field("wait", &self.wait.as_ref().map(|q| q.name().to_string()))
+            .finish()
+    }
 }
 
 impl Published {
     pub(crate) fn now(verdict: Verdict) -> Self {
         Published {
             verdict: Some(verdict),
-            wait: false,
+            wait: None,
         }
     }
 
@@ -196,7 +207,7 @@ impl Tenant {
                     Forwarded::Accepted => Published::now(Verdict::Accepted),
                     Forwarded::Pending if wants => Published {
                         verdict: None,
-                        wait: false,
+                        wait: None,
                     },
                     // held for a consumer, and nobody waits to hear
                     Forwarded::Pending => Published::now(Verdict::Accepted),
@@ -238,10 +249,10 @@ impl Tenant {
         pending: &Pending<'_>,
         verdict: Option<Verdict>,
     ) -> Published {
-        let mut wait = false;
+        let mut wait = None;
         if let (false, false, Some(p)) = (room, q.rejects_when_full(), pending.from) {
             q.notify_when_room(p.outbox.clone(), p.link, 1);
-            wait = true;
+            wait = Some(q.clone());
         }
         Published { verdict, wait }
     }
@@ -277,10 +288,10 @@ impl Tenant {
             (Stored::WhenDurable, _) if wants => None,
             (Stored::Now | Stored::WhenDurable, _) => Some(Verdict::Accepted),
         };
-        let mut wait = false;
+        let mut wait = None;
         if let (Some(full), Some(p)) = (full, pending.from) {
             full.notify_when_room(p.outbox.clone(), p.link, 1);
-            wait = true;
+            wait = Some(full);
         }
         Published { verdict, wait }
     }

@@ -224,10 +224,10 @@ impl Tenant {
             None => txn.held.push((id, need)),
         }
         txn.sends.push((address, msg));
-        let mut wait = false;
+        let mut wait = None;
         if let (Some(q), Some(p)) = (wait_on, from) {
             q.notify_when_room(p.outbox.clone(), p.link, need);
-            wait = true;
+            wait = Some(q);
         }
         Published {
             verdict: Some(Verdict::Accepted),

@@ -318,14 +318,14 @@ impl World {
                     let _ = tx.send(v);
                 });
                 self.tenant.commit(txn, Later::Call(call));
-                return (self.wait_for(&rx, way), held.wait);
+                return (self.wait_for(&rx, way), held.wait.is_some());
             }
         };
         let heard = match published.verdict {
             Some(v) => Heard::Told(v),
             None => self.wait_for(&rx, way),
         };
-        (heard, published.wait)
+        (heard, published.wait.is_some())
     }
 
     fn wait_for(&self, rx: &mpsc::Receiver<Verdict>, way: Way) -> Heard {
@@ -488,5 +488,36 @@ fn a_producer_attaching_to_a_full_blocking_address_waits() {
             };
             assert_eq!(credit, want, "{kind:?} {state:?}");
         }
+    }
+}
+
+/// A producer asked to wait learns which queue it waits in — for the anonymous relay,
+/// which has no address of its own, that is the only place to find it — and a producer
+/// that goes before there is room leaves nothing waiting there, however often a client
+/// comes and goes.
+#[test]
+fn a_relay_producer_that_goes_while_waiting_leaves_nothing_behind() {
+    let w = world(AddressKind::Queue, State::FullBlock, "relay-waits");
+    let Address::Queue(q) = &w.address else {
+        unreachable!()
+    };
+    for link in 100..150 {
+        let outbox = Arc::new(Outbox::new());
+        let p = w.tenant.publish(
+            message(Some(NAME)),
+            Target::To,
+            Some(Producer {
+                outbox: &outbox,
+                link: Handle(link),
+            }),
+            Reply::None,
+            None,
+        );
+        let waits_in = p.wait.expect("asked to wait");
+        assert!(Arc::ptr_eq(&waits_in, q), "told the queue it waits in");
+        assert_eq!(q.waiting_producers(), 1);
+        // the link detaches (or its connection drops) before there is room
+        waits_in.remove_producer(&outbox, Handle(link));
+        assert_eq!(q.waiting_producers(), 0);
     }
 }

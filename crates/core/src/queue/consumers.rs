@@ -28,6 +28,12 @@ impl Queue {
             .retain(|(o, l, _)| !(Arc::ptr_eq(o, outbox) && *l == link));
     }
 
+    /// How many producers wait for room (for management, and to show none is left
+    /// behind by a producer that went).
+    pub fn waiting_producers(&self) -> usize {
+        self.lock().blocked.len()
+    }
+
     /// Registers a consumer; it gets messages once it grants credit.
     pub fn add_consumer(&self, outbox: Arc<Outbox>, link: Handle, presettled: bool) -> ConsumerKey {
         self.add_consumer_selecting(outbox, link, presettled, None)

@@ -111,6 +111,10 @@ pub(super) struct ProducerLink {
     pub credit: u32,
     /// Waiting for a full queue to drain.
     pub blocked: bool,
+    /// The queues this link was registered with to hear of room (the anonymous relay
+    /// and transactions may meet several): told when the link goes first, so that no
+    /// queue keeps waiting for it.
+    pub waits_in: Vec<Arc<Queue>>,
 }
 
 impl ProducerLink {
@@ -120,6 +124,7 @@ impl ProducerLink {
             target,
             credit: 0,
             blocked: false,
+            waits_in: Vec::new(),
         }
     }
 }
@@ -408,8 +413,8 @@ impl Conn {
             }
         };
         let Published { verdict: v, wait } = published;
-        if wait {
-            self.block(link);
+        if let Some(q) = wait {
+            self.block(link, q);
         }
         let v = v?;
         Some(match txn {
@@ -429,8 +434,11 @@ impl Conn {
     /// The address the producer sends to is full: take the producer's remaining credit
     /// away (messages already in flight are still taken) until the core says it has room
     /// ([`Command::Unblocked`]; it was asked for).
-    fn block(&mut self, link: LinkId) {
+    fn block(&mut self, link: LinkId, full: Arc<Queue>) {
         if let Some(p) = self.producers.get_mut(&link) {
+            if !p.waits_in.iter().any(|q| Arc::ptr_eq(q, &full)) {
+                p.waits_in.push(full);
+            }
             if !p.blocked {
                 p.blocked = true;
                 p.credit = 0;
@@ -470,6 +478,9 @@ impl Conn {
             }
         }
         if let Some(p) = self.producers.remove(&link) {
+            for q in &p.waits_in {
+                q.remove_producer(&self.outbox, handle(link));
+            }
             match p.target {
                 // detaching the will link with closed=true withdraws the will
                 ProducerTarget::Will if closed => {

@@ -152,6 +152,9 @@ struct Conn {
     phase: Phase,
     /// Reading pauses until an address with no room has room again.
     blocked: bool,
+    /// The queues this connection's publishes were registered with to hear of room:
+    /// told when the connection ends first, so that no queue keeps waiting for it.
+    waits_in: Vec<Arc<Queue>>,
 }
 
 /// How far a connection's CONNECT has got; it only moves forward.
@@ -223,6 +226,7 @@ pub async fn serve_connection<S>(
         store_failed: Arc::default(),
         phase: Phase::Connecting,
         blocked: false,
+        waits_in: Vec::new(),
     };
     debug!(conn = id, %peer, "mqtt connection accepted");
     conn.run(stream).await;
@@ -824,8 +828,11 @@ impl Conn {
             reply,
             principal.user.as_ref(),
         );
-        if wait {
+        if let Some(q) = wait {
             self.blocked = true;
+            if !self.waits_in.iter().any(|w| Arc::ptr_eq(w, &q)) {
+                self.waits_in.push(q);
+            }
         }
         match verdict {
             Some(Verdict::Refused(r)) => {
@@ -1035,6 +1042,9 @@ impl Conn {
             if let Some(Some((link, token))) = self.inflight.remove(&m.packet_id) {
                 self.complete(link, token, false);
             }
+        }
+        for q in self.waits_in.drain(..) {
+            q.remove_producer(&self.outbox, INBOUND);
         }
         let links: Vec<Handle> = self.consumers.keys().copied().collect();
         for l in links {
