@@ -94,5 +94,7 @@ pub fn restore(node: &Node, mut reader: RecoveryReader) -> Result<(), String> {
 /// Whether durable subscription `name` belongs to MQTT sessions (a persistent session's,
 /// or a shared subscription's), whose lifetime the sessions decide.
 fn is_mqtt_session_state(name: &str) -> bool {
-    name.starts_with(crate::mqtt::SESSION_PREFIX) || name.starts_with(crate::mqtt::SHARED_PREFIX)
+    name.starts_with(crate::mqtt::SESSION_TOPIC_PREFIX)
+        || name.starts_with(crate::mqtt::SESSION_PREFIX)
+        || name.starts_with(crate::mqtt::SHARED_PREFIX)
 }

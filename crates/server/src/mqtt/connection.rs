@@ -6,19 +6,21 @@
 //! the address named by the topic; a QoS 1/2 publish is acknowledged when the address
 //! has stored it (after the fsync for a durable copy). Subscriptions are consumers on
 //! the session's sources ([`super::session`]); deliveries are published with QoS
-//! `min(subscription, message)` and settled upstream on PUBACK/PUBREC (QoS 0: when
-//! written). Flow control: each consumer gets a credit window (for QoS > 0 twice the
-//! client's receive maximum, capped at [`QOS12_WINDOW`]: one window in flight, the next
-//! waiting, so each PUBACK sends the next message at once); deliveries beyond the
-//! engine's send credit wait in that bounded list; reading pauses while a full queue
+//! `min(source, message)`, the source's options being those of every subscription using
+//! it merged ([`super::source::DeliveryOptions`]), and settled upstream on PUBACK/PUBREC
+//! (QoS 0: when written). Flow control: each consumer gets a credit window (for QoS > 0
+//! twice the client's receive maximum, capped at [`QOS12_WINDOW`]: one window in flight,
+//! the next waiting, so each PUBACK sends the next message at once); deliveries beyond
+//! the engine's send credit wait in that bounded list; reading pauses while a full queue
 //! withholds room, and while output is above the high-water mark.
 
 use super::bridge;
 use super::session::{self, Session, Sessions, SubscribeError};
+use super::source::DeliveryOptions;
 use crate::auth::{self, Principal};
 use crate::socket_buffers::SocketBuffers;
 use crate::wills::Will;
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -57,16 +59,17 @@ const INBOUND: Handle = Handle(0);
 /// Receive maximum the node announces: QoS 1/2 publishes a client may have unacked.
 const RECEIVE_MAXIMUM: u16 = 1024;
 
-/// A consumer on one source of a subscription.
+/// A consumer on one source of the session.
 struct Consumer {
     source: u64,
     queue: Arc<Queue>,
     key: ConsumerKey,
     topic: ByteStr,
-    qos: QoS,
-    no_local: bool,
-    retain_as_published: bool,
-    subscription_id: Option<u32>,
+    /// What each delivery carries (every subscription using the source, merged).
+    options: DeliveryOptions,
+    /// The source is drained and then deleted (a durable subscription of an earlier
+    /// version).
+    drains: bool,
     /// Credit granted at each top-up: for QoS 1/2 twice what may be in flight, so that
     /// while a window is out the next one waits in `pending` and every PUBACK lets one
     /// out at once (a top-up per freed slot would take the queue lock per message).
@@ -591,56 +594,106 @@ impl Conn {
         self.attach_sources();
     }
 
-    /// Attaches a consumer to every source of the session that has none yet.
+    /// Brings the consumers in line with the session's sources: a consumer for every
+    /// source that has none yet, none for a source that is gone, and new options for
+    /// the rest (after a subscription using a shared source came or went). A consumer
+    /// whose QoS crosses 0 must change whether it is presettled: it is attached again
+    /// (its unsettled messages go back to the queue first, and are delivered again).
     fn attach_sources(&mut self) {
         let Some(s) = self.session.clone() else {
             return;
         };
-        let s = session::lock(&s);
-        let attached: std::collections::HashSet<u64> =
-            self.consumers.values().map(|c| c.source).collect();
-        let peer_max = self.in_flight_window() as u32;
-        let mut added = Vec::new();
-        for sub in s.subscriptions.values() {
-            for src in &sub.sources {
-                if attached.contains(&src.id) {
-                    continue;
-                }
-                let link = Handle(self.next_link);
-                self.next_link = self.next_link.checked_add(1).unwrap_or(1);
-                let presettled = sub.options.qos == QoS::AtMostOnce;
-                let key = src
-                    .queue
-                    .add_consumer(self.outbox.clone(), link, presettled);
-                // QoS 1/2: the in-flight window and as many again waiting behind it
-                let (credit, step) = match presettled {
-                    true => (QOS0_WINDOW, QOS0_WINDOW / 2),
-                    false => (peer_max * 2, (peer_max / 2).max(1)),
-                };
-                self.consumers.insert(
-                    link,
-                    Consumer {
-                        source: src.id,
-                        queue: src.queue.clone(),
-                        key,
-                        topic: src.topic.clone(),
-                        qos: sub.options.qos,
-                        no_local: sub.options.no_local,
-                        retain_as_published: sub.options.retain_as_published,
-                        subscription_id: sub.id,
-                        credit,
-                        step,
-                        completed: 0,
-                        limit: credit,
-                    },
-                );
-                added.push((src.queue.clone(), key, credit));
+        let wanted: Vec<(u64, Arc<Queue>, ByteStr, DeliveryOptions, bool)> = {
+            let s = session::lock(&s);
+            s.sources()
+                .into_iter()
+                .map(|(src, o)| {
+                    (
+                        src.id,
+                        src.queue.clone(),
+                        src.topic.clone(),
+                        o,
+                        src.drains(),
+                    )
+                })
+                .collect()
+        };
+        let live: HashSet<u64> = wanted.iter().map(|w| w.0).collect();
+        let gone: Vec<u64> = self
+            .consumers
+            .values()
+            .map(|c| c.source)
+            .filter(|id| !live.contains(id))
+            .collect();
+        self.detach_sources(&gone);
+        let attached: HashMap<u64, Handle> =
+            self.consumers.iter().map(|(l, c)| (c.source, *l)).collect();
+        for (id, queue, topic, options, drains) in wanted {
+            let Some(link) = attached.get(&id).copied() else {
+                self.attach(id, queue, topic, options, drains);
+                continue;
+            };
+            let Some(c) = self.consumers.get_mut(&link) else {
+                continue;
+            };
+            if c.options.presettled() == options.presettled() {
+                c.options = options;
+                continue;
+            }
+            if let Some(old) = self.consumers.remove(&link) {
+                old.queue.remove_consumer(old.key);
+                self.inflight
+                    .retain(|_, v| !matches!(v, Some((l, _)) if *l == link));
+                let new = self.attach(id, old.queue, old.topic, options, drains);
+                // presettled deliveries waiting to be sent left the queue: they go out on
+                // the new consumer; unsettled ones went back to the queue
+                self.pending.retain_mut(|p| {
+                    if p.link != link {
+                        return true;
+                    }
+                    p.link = new;
+                    p.settled
+                });
             }
         }
-        drop(s);
-        for (q, key, credit) in added {
-            q.flow(key, credit, false);
-        }
+    }
+
+    /// Adds a consumer on a source and grants it its credit window; returns its link.
+    fn attach(
+        &mut self,
+        source: u64,
+        queue: Arc<Queue>,
+        topic: ByteStr,
+        options: DeliveryOptions,
+        drains: bool,
+    ) -> Handle {
+        let link = Handle(self.next_link);
+        self.next_link = self.next_link.checked_add(1).unwrap_or(1);
+        let peer_max = self.in_flight_window() as u32;
+        let presettled = options.presettled();
+        let key = queue.add_consumer(self.outbox.clone(), link, presettled);
+        // QoS 1/2: the in-flight window and as many again waiting behind it
+        let (credit, step) = match presettled {
+            true => (QOS0_WINDOW, QOS0_WINDOW / 2),
+            false => (peer_max * 2, (peer_max / 2).max(1)),
+        };
+        self.consumers.insert(
+            link,
+            Consumer {
+                source,
+                queue: queue.clone(),
+                key,
+                topic,
+                options,
+                drains,
+                credit,
+                step,
+                completed: 0,
+                limit: credit,
+            },
+        );
+        queue.flow(key, credit, false);
+        link
     }
 
     fn on_subscribe(&mut self, sub: Subscribe) {
@@ -751,21 +804,22 @@ impl Conn {
         };
         let mut reasons = Vec::with_capacity(u.filters.len());
         for f in &u.filters {
-            let sources = {
-                let s = session::lock(&session);
-                s.subscriptions
-                    .get(f.as_str())
-                    .map(|sub| sub.sources.iter().map(|s| s.id).collect::<Vec<_>>())
-            };
-            match sources {
-                Some(ids) => {
+            let ended = session::lock(&session).unsubscribe(f.as_str());
+            match ended {
+                Some(sources) => {
+                    // consumers first: their unsettled messages go back before the queue
+                    let ids: Vec<u64> = sources.iter().map(|s| s.id).collect();
                     self.detach_sources(&ids);
-                    session::lock(&session).unsubscribe(f.as_str());
+                    for s in sources {
+                        s.release();
+                    }
                     reasons.push(ReasonCode::Success);
                 }
                 None => reasons.push(ReasonCode::NoSubscriptionExisted),
             }
         }
+        // sources another filter still uses: their options without this one
+        self.attach_sources();
         self.persist_session();
         let _ = self
             .engine
@@ -924,7 +978,7 @@ impl Conn {
                 self.pending.pop_front();
                 continue;
             };
-            if c.no_local
+            if c.options.no_local
                 && bridge::publisher(&front.msg).as_deref() == Some(self.client_id.as_str())
             {
                 // the client's own message: consumed without sending it back
@@ -933,7 +987,7 @@ impl Conn {
                 }
                 continue;
             }
-            let mut publish = bridge::to_mqtt(&front.msg, &c.topic, c.qos, v5);
+            let mut publish = bridge::to_mqtt(&front.msg, &c.topic, c.options.qos, v5);
             // at most one window in flight: the rest of the credit waits here, so that
             // each acknowledgement sends the next message at once (MQTT 3.1.1 announces
             // no receive maximum; with everything in flight the client's batched,
@@ -943,11 +997,14 @@ impl Conn {
             {
                 return;
             }
-            if !c.retain_as_published {
+            if !c.options.retain_as_published {
                 publish.retain = false;
             }
-            if let Some(id) = c.subscription_id.filter(|_| v5) {
-                publish.properties.subscription_identifiers = vec![id];
+            if v5 {
+                publish
+                    .properties
+                    .subscription_identifiers
+                    .clone_from(&c.options.subscription_ids);
             }
             if let (true, Some(at)) = (v5, front.expires_at) {
                 // MQTT-3.3.2-6: the interval received minus the time spent here
@@ -1003,6 +1060,23 @@ impl Conn {
             c.limit = c.completed.wrapping_add(c.credit);
             c.queue.flow(c.key, c.limit, false);
         }
+        if c.drains && c.queue.depth() == 0 && c.queue.unacked() == 0 {
+            self.retire_drained(link);
+        }
+    }
+
+    /// A source that drains (an earlier version's durable subscription) may be empty
+    /// now: once none of its deliveries waits here either, the session deletes it and
+    /// its consumer goes.
+    fn retire_drained(&mut self, link: Handle) {
+        if self.pending.iter().any(|p| p.link == link) {
+            return;
+        }
+        let Some(s) = self.session.clone() else {
+            return;
+        };
+        let retired = session::lock(&s).retire_drained();
+        self.detach_sources(&retired);
     }
 
     fn on_acked(&mut self, packet_id: u16) {

@@ -2,31 +2,37 @@
 //! persistent session, and the registry that finds a session by client id (resumption,
 //! takeover).
 //!
-//! A subscription is a set of *sources*, one per address it matches: for a topic, a
-//! subscription queue of its own on that topic (so every source knows the topic name to
-//! publish on, and MQTT's per-topic order is the queue's order); for an existing queue
-//! address named exactly, the queue itself (its consumers compete). A wildcard filter
-//! gets a source on every matching topic, and on each matching topic created later (a
-//! tenant topic watcher). Shared subscriptions (`$share/GROUP/FILTER`) use one durable
-//! subscription per group, filter and topic (`$mqtt-share|GROUP|FILTER|TOPIC`), so the
-//! group's members compete for each message and what it holds for a persistent member
-//! that is away survives a restart; the last member out deletes it, and after a restart
-//! those no restored session rejoined are deleted.
+//! A subscription receives from *sources* ([`super::source`]). On a topic, every
+//! non-shared subscription of the session whose filter matches it shares one
+//! subscription queue of the session's own there (so every source knows the topic name
+//! to publish on, MQTT's per-topic order is the queue's order, and overlapping filters
+//! get one copy); the source is released when the last subscription using it goes. An
+//! existing queue address named exactly is consumed directly (its consumers compete),
+//! by a source of that subscription's own. A wildcard filter uses a source on every
+//! matching topic, and on each matching topic created later (a tenant topic watcher).
+//! Shared subscriptions (`$share/GROUP/FILTER`) use one durable subscription per group,
+//! filter and topic (`$mqtt-share|GROUP|FILTER|TOPIC`), a source of the subscription's
+//! own, so the group's members compete for each message and what it holds for a
+//! persistent member that is away survives a restart; the last member out deletes it,
+//! and after a restart those no restored session rejoined are deleted.
 //!
-//! While the client is connected its connection attaches a consumer to every source;
-//! while it is away the queues keep collecting (persistent sessions only).
+//! While the client is connected its connection attaches a consumer to every source,
+//! with the options [`Session::sources`] gives it; while it is away the queues keep
+//! collecting (persistent sessions only).
 //!
 //! A persistent session (session expiry > 0 at CONNECT, or a 3.1.1 clean-session-0
 //! session) survives restarts: its topic sources are durable subscriptions (journaled
-//! queues named `$mqtt|client|filter|topic`), and its subscriptions, expiry and QoS 2
-//! packet-id state are kept in the metadata store, written whenever they change.
+//! queues named by [`super::source::durable_name`]), and its subscriptions, expiry and
+//! QoS 2 packet-id state are kept in the metadata store, written whenever they change.
+//! Durable subscriptions an earlier version made per filter are drained after the
+//! restore ([`Session::adopt_legacy`]).
 
+use super::source::{durable_name, legacy_name, shared_name, DeliveryOptions, Source, SourceKind};
 use crate::config::MqttConfig;
 use crate::wills::Will;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use throng_core::queue::Queue;
 use throng_core::topic::Topic;
 use throng_core::{Address, AddressKind, Tenant};
 use throng_mqtt::codec::{RetainHandling, SubscriptionOptions};
@@ -36,47 +42,7 @@ use throng_mqtt::{ByteStr, QoS};
 use throng_store::{BlobTable, Committed};
 use tokio::sync::{oneshot, Notify};
 
-/// How the durable subscriptions behind MQTT shared subscriptions are named:
-/// `$mqtt-share|GROUP|FILTER|TOPIC` (one per group, filter and matching topic).
-pub const SHARED_PREFIX: &str = "$mqtt-share|";
-
-/// How the durable subscriptions of persistent sessions are named:
-/// `$mqtt|CLIENT|FILTER|TOPIC`. They live and die with their session.
-pub const SESSION_PREFIX: &str = "$mqtt|";
-
-/// Where a source's messages come from, and how to let go of it.
-pub enum SourceKind {
-    /// A subscription queue of our own on a topic.
-    Topic(Arc<Topic>),
-    /// A shared subscription on a topic: a durable subscription of the tenant its
-    /// members compete for (its name).
-    Shared(Arc<Tenant>, String),
-    /// A durable subscription of a persistent session on a topic (its name).
-    Durable(Arc<Tenant>, String),
-    /// An existing queue address, consumed directly.
-    Queue,
-}
-
-/// One address a subscription receives from.
-pub struct Source {
-    /// Unique within the session.
-    pub id: u64,
-    /// The topic name deliveries are published on.
-    pub topic: ByteStr,
-    pub queue: Arc<Queue>,
-    pub kind: SourceKind,
-}
-
-impl Source {
-    fn release(&self) {
-        match &self.kind {
-            SourceKind::Topic(t) => t.unsubscribe(&self.queue),
-            SourceKind::Shared(tenant, name) => tenant.leave_shared_subscription(name),
-            SourceKind::Durable(tenant, name) => tenant.close_subscription(name),
-            SourceKind::Queue => {}
-        }
-    }
-}
+pub use super::source::{SESSION_PREFIX, SESSION_TOPIC_PREFIX, SHARED_PREFIX};
 
 /// One SUBSCRIBE filter and what it receives from.
 pub struct Subscription {
@@ -87,7 +53,18 @@ pub struct Subscription {
     pub options: SubscriptionOptions,
     /// v5 subscription identifier, sent back with every message.
     pub id: Option<u32>,
+    /// The sources of this subscription alone: shared subscriptions', a queue address,
+    /// durable subscriptions an earlier version made for this filter. Topic sources of
+    /// non-shared subscriptions are the session's, shared by filters
+    /// ([`Session::topic_sources`]).
     pub sources: Vec<Source>,
+}
+
+/// A session's source on one topic and the non-shared subscriptions that use it.
+pub struct TopicSource {
+    pub source: Source,
+    /// The keys of the subscriptions whose filter matches the topic.
+    pub users: BTreeSet<String>,
 }
 
 /// Why a filter could not be subscribed.
@@ -110,6 +87,9 @@ pub struct Session {
     pub persistent: bool,
     /// By the filter as the client gave it (with any `$share/GROUP/` prefix).
     pub subscriptions: BTreeMap<String, Subscription>,
+    /// By topic name: the one source on each topic that non-shared subscriptions
+    /// matching it share.
+    pub topic_sources: BTreeMap<String, TopicSource>,
     next_source: u64,
     /// The tenant topic watcher, while the session has wildcard subscriptions.
     watcher: Option<u64>,
@@ -136,6 +116,7 @@ impl Session {
             client_id: client_id.to_string(),
             persistent: false,
             subscriptions: BTreeMap::new(),
+            topic_sources: BTreeMap::new(),
             next_source: 1,
             watcher: None,
             changed: Arc::new(Notify::new()),
@@ -143,6 +124,22 @@ impl Session {
             expiry: 0,
             will: None,
         }
+    }
+
+    /// Every source of the session with the options its consumer applies: for a topic
+    /// source, those of every subscription using it merged; for a subscription's own
+    /// source, that subscription's.
+    pub fn sources(&self) -> Vec<(&Source, DeliveryOptions)> {
+        let shared = self.topic_sources.values().map(|ts| {
+            let users = ts.users.iter().filter_map(|k| self.subscriptions.get(k));
+            (&ts.source, DeliveryOptions::merge(users))
+        });
+        let own = self.subscriptions.values().flat_map(|sub| {
+            sub.sources
+                .iter()
+                .map(move |s| (s, DeliveryOptions::merge([sub])))
+        });
+        shared.chain(own).collect()
     }
 
     /// Subscribes `key` (the filter as given); a subscription of that filter replaces the
@@ -179,18 +176,17 @@ impl Session {
             id,
             sources: Vec::new(),
         };
-        match address {
+        let topics = match address {
             None => {
                 s.ensure_watcher(this);
                 // after the watcher: a topic created meanwhile is seen twice, never missed
-                let matching: Vec<Arc<Topic>> = tenant
+                tenant
                     .topics()
                     .into_iter()
                     .filter(|t| matches(filter, t.name()))
-                    .collect();
-                s.add_topic_sources(&mut sub, &matching);
+                    .collect()
             }
-            Some(Address::Topic(t)) => s.add_topic_sources(&mut sub, &[t]),
+            Some(Address::Topic(t)) => vec![t],
             Some(Address::Queue(q)) => {
                 let id = s.next_id();
                 sub.sources.push(Source {
@@ -199,27 +195,42 @@ impl Session {
                     queue: q,
                     kind: SourceKind::Queue,
                 });
+                Vec::new()
             }
             Some(_) => return Err(SubscribeError::Unsupported),
+        };
+        if sub.share.is_some() {
+            s.add_shared_sources(&mut sub, &topics);
+        } else {
+            s.use_topics(key, &topics);
         }
         s.subscriptions.insert(key.to_string(), sub);
         Ok(false)
     }
 
-    /// Ends the subscription `key`; returns the ids of the sources it had (the
-    /// connection removes their consumers first).
-    pub fn unsubscribe(&mut self, key: &str) -> Option<Vec<u64>> {
+    /// Ends the subscription `key`; returns the sources nothing uses any more, not yet
+    /// released: the connection removes their consumers, then releases them.
+    pub fn unsubscribe(&mut self, key: &str) -> Option<Vec<Source>> {
         let sub = self.subscriptions.remove(key)?;
-        let ids = sub.sources.iter().map(|s| s.id).collect();
-        for s in &sub.sources {
-            s.release();
+        let mut ended = sub.sources;
+        let unused: Vec<String> = self
+            .topic_sources
+            .iter_mut()
+            .filter_map(|(topic, ts)| {
+                (ts.users.remove(key) && ts.users.is_empty()).then(|| topic.clone())
+            })
+            .collect();
+        for topic in unused {
+            if let Some(ts) = self.topic_sources.remove(&topic) {
+                ended.push(ts.source);
+            }
         }
         if !self.subscriptions.keys().any(|k| has_wildcard(k)) {
             if let Some(w) = self.watcher.take() {
                 self.tenant.unwatch_topics(w);
             }
         }
-        Some(ids)
+        Some(ended)
     }
 
     /// Ends every subscription (the session is over) and forgets the stored session;
@@ -229,7 +240,9 @@ impl Session {
     pub fn clear(&mut self) -> Option<Box<Will>> {
         let keys: Vec<String> = self.subscriptions.keys().cloned().collect();
         for k in keys {
-            self.unsubscribe(&k);
+            for s in self.unsubscribe(&k).unwrap_or_default() {
+                s.release();
+            }
         }
         if let Some(w) = self.watcher.take() {
             self.tenant.unwatch_topics(w);
@@ -239,6 +252,71 @@ impl Session {
             self.forget();
         }
         self.will.take()
+    }
+
+    /// Deletes the drained sources an earlier version left ([`Session::adopt_legacy`])
+    /// once nothing is left in them; returns their ids (the connection removes their
+    /// consumers).
+    pub fn retire_drained(&mut self) -> Vec<u64> {
+        let mut retired = Vec::new();
+        for sub in self.subscriptions.values_mut() {
+            sub.sources.retain(|s| {
+                if s.drains() && s.is_drained() {
+                    tracing::info!(topic = %s.topic.as_str(), "durable subscription of an earlier version drained and deleted");
+                    s.release();
+                    retired.push(s.id);
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        retired
+    }
+
+    /// After a restore: takes over the durable subscriptions an earlier version made for
+    /// this session, one per filter and topic (`$mqtt|CLIENT|FILTER|TOPIC`). Each stops
+    /// receiving (the shared topic source has every new message) and becomes a source of
+    /// its filter's subscription until it is drained ([`Session::retire_drained`]); one
+    /// already empty is deleted now. So what they held while the client was away is
+    /// delivered, once per old subscription as the earlier version would have.
+    pub fn adopt_legacy(&mut self) {
+        let mut found = Vec::new();
+        for (key, sub) in &self.subscriptions {
+            if sub.share.is_some() {
+                continue;
+            }
+            for (topic, ts) in &self.topic_sources {
+                if !ts.users.contains(key) {
+                    continue;
+                }
+                let name = legacy_name(&self.client_id, &sub.filter, topic);
+                let Some(Address::Topic(t)) = self.tenant.lookup(topic) else {
+                    continue;
+                };
+                if let Some(q) = t.durable_subscription(&name) {
+                    t.unsubscribe(&q);
+                    found.push((key.clone(), topic.clone(), name, q));
+                }
+            }
+        }
+        for (key, topic, name, queue) in found {
+            let id = self.next_id();
+            let source = Source {
+                id,
+                topic: ByteStr::from(topic.as_str()),
+                queue,
+                kind: SourceKind::Legacy(self.tenant.clone(), name),
+            };
+            if source.is_drained() {
+                source.release();
+                continue;
+            }
+            tracing::info!(client = %self.client_id, filter = %key, topic = %topic, messages = source.queue.depth(), "draining a durable subscription of an earlier version");
+            if let Some(sub) = self.subscriptions.get_mut(&key) {
+                sub.sources.push(source);
+            }
+        }
     }
 
     /// Writes the session to the metadata store with the protocol state it holds between
@@ -310,53 +388,79 @@ impl Session {
         id
     }
 
-    /// Gives `sub` a source on each of `topics` it has none on; durable ones (shared
-    /// groups, persistent sessions) are opened together: one wait for the metadata store.
-    fn add_topic_sources(&mut self, sub: &mut Subscription, topics: &[Arc<Topic>]) {
-        let new: Vec<&Arc<Topic>> = topics
+    /// Makes the non-shared subscription `key` a user of the session's source on each of
+    /// `topics`, creating the sources it lacks; durable ones (persistent sessions) are
+    /// opened together: one wait for the metadata store.
+    fn use_topics(&mut self, key: &str, topics: &[Arc<Topic>]) {
+        let mut new = Vec::new();
+        for t in topics {
+            match self.topic_sources.get_mut(t.name()) {
+                Some(ts) => {
+                    ts.users.insert(key.to_string());
+                }
+                None => new.push(t.clone()),
+            }
+        }
+        let sources: Vec<(Arc<Topic>, Arc<throng_core::queue::Queue>, SourceKind)> =
+            if self.persistent {
+                let named: Vec<(Arc<Topic>, String)> = new
+                    .into_iter()
+                    .map(|t| {
+                        let name = durable_name(&self.client_id, t.name());
+                        (t, name)
+                    })
+                    .collect();
+                let queues = self.tenant.open_subscriptions(&named, false);
+                named
+                    .into_iter()
+                    .zip(queues)
+                    .map(|((t, name), q)| (t, q, SourceKind::Durable(self.tenant.clone(), name)))
+                    .collect()
+            } else {
+                new.into_iter()
+                    .map(|t| {
+                        let q = t.subscribe();
+                        (t.clone(), q, SourceKind::Topic(t))
+                    })
+                    .collect()
+            };
+        for (t, queue, kind) in sources {
+            let id = self.next_id();
+            self.topic_sources.insert(
+                t.name().to_string(),
+                TopicSource {
+                    source: Source {
+                        id,
+                        topic: ByteStr::from(t.name()),
+                        queue,
+                        kind,
+                    },
+                    users: BTreeSet::from([key.to_string()]),
+                },
+            );
+        }
+    }
+
+    /// Gives the shared subscription `sub` a source on each of `topics` it has none on:
+    /// its group's durable subscriptions, joined together (one wait for the metadata
+    /// store).
+    fn add_shared_sources(&mut self, sub: &mut Subscription, topics: &[Arc<Topic>]) {
+        let Some(group) = sub.share.as_deref() else {
+            return;
+        };
+        let named: Vec<(Arc<Topic>, String)> = topics
             .iter()
             .filter(|t| !sub.sources.iter().any(|s| s.topic.as_str() == t.name()))
+            .map(|t| (t.clone(), shared_name(group, &sub.filter, t.name())))
             .collect();
-        let shared = sub.share.is_some();
-        if !shared && !self.persistent {
-            for t in new {
-                let id = self.next_id();
-                sub.sources.push(Source {
-                    id,
-                    topic: ByteStr::from(t.name()),
-                    queue: t.subscribe(),
-                    kind: SourceKind::Topic(t.clone()),
-                });
-            }
-            return;
-        }
-        let named: Vec<(Arc<Topic>, String)> = new
-            .into_iter()
-            .map(|t| {
-                let name = match &sub.share {
-                    Some(group) => format!("{SHARED_PREFIX}{group}|{}|{}", sub.filter, t.name()),
-                    None => format!(
-                        "{SESSION_PREFIX}{}|{}|{}",
-                        self.client_id,
-                        sub.filter,
-                        t.name()
-                    ),
-                };
-                (t.clone(), name)
-            })
-            .collect();
-        let queues = self.tenant.open_subscriptions(&named, shared);
+        let queues = self.tenant.open_subscriptions(&named, true);
         for ((t, name), queue) in named.into_iter().zip(queues) {
             let id = self.next_id();
-            let kind = match shared {
-                true => SourceKind::Shared(self.tenant.clone(), name),
-                false => SourceKind::Durable(self.tenant.clone(), name),
-            };
             sub.sources.push(Source {
                 id,
                 topic: ByteStr::from(t.name()),
                 queue,
-                kind,
+                kind: SourceKind::Shared(self.tenant.clone(), name),
             });
         }
     }
@@ -386,7 +490,11 @@ impl Session {
         }
         for k in keys {
             if let Some(mut sub) = self.subscriptions.remove(&k) {
-                self.add_topic_sources(&mut sub, std::slice::from_ref(t));
+                if sub.share.is_some() {
+                    self.add_shared_sources(&mut sub, std::slice::from_ref(t));
+                } else {
+                    self.use_topics(&k, std::slice::from_ref(t));
+                }
                 self.subscriptions.insert(k, sub);
             }
         }
@@ -692,6 +800,8 @@ impl Sessions {
                     tracing::warn!(client = %client, filter = %sub.key, "mqtt subscription not restored: {e:?}");
                 }
             }
+            // what an earlier version stored per filter is delivered, not lost
+            lock(&session).adopt_legacy();
             let key = (tenant_name.clone(), client.clone());
             self.entries().insert(
                 key.clone(),
@@ -804,6 +914,7 @@ struct StoredSubscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use throng_amqp::message::Message;
 
     /// A session registry, a tenant without a metadata store, and a persistent session
     /// for client `c` held by connection 1.
@@ -891,5 +1002,103 @@ mod tests {
         let back = resume(&sessions, &tenant, 5);
         assert!(back.present && back.previous.is_none());
         assert_eq!(lock(&back.session).protocol, awaiting_pubrel());
+    }
+
+    /// A session of client `c` on tenant `tenant` (persistent or not) subscribed to
+    /// `ov/#` (id 1) and `ov/x` (id 2) at QoS 1.
+    fn overlapping(tenant: &Arc<Tenant>, persistent: bool) -> Arc<Mutex<Session>> {
+        let mut s = Session::new(tenant.clone(), "c");
+        s.persistent = persistent;
+        let s = Arc::new(Mutex::new(s));
+        let qos1 = SubscriptionOptions::qos(QoS::AtLeastOnce);
+        for (filter, id) in [("ov/#", 1), ("ov/x", 2)] {
+            Session::subscribe(&s, filter, filter, None, qos1, Some(id)).expect("subscribe");
+        }
+        s
+    }
+
+    fn topic(tenant: &Tenant, name: &str) -> Arc<Topic> {
+        match tenant.resolve(name, AddressKind::Topic) {
+            Some(Address::Topic(t)) => t,
+            _ => panic!("no topic {name}"),
+        }
+    }
+
+    #[test]
+    fn overlapping_filters_share_one_source_until_the_last_goes() {
+        let tenant = Arc::new(Tenant::new("t", true, vec![]));
+        let t = topic(&tenant, "ov/x");
+        let session = overlapping(&tenant, false);
+        let mut s = lock(&session);
+        assert_eq!(
+            t.subscriber_count(),
+            1,
+            "one queue on the topic for both filters"
+        );
+        let sources = s.sources();
+        assert_eq!(sources.len(), 1);
+        assert_eq!(sources[0].1.subscription_ids, vec![1, 2]);
+        drop(sources);
+        let ended = s.unsubscribe("ov/x").expect("subscribed");
+        assert!(ended.is_empty(), "ov/# still uses the source");
+        assert_eq!(s.sources()[0].1.subscription_ids, vec![1]);
+        let ended = s.unsubscribe("ov/#").expect("subscribed");
+        assert_eq!(ended.len(), 1, "the last filter out ends it");
+        ended.iter().for_each(Source::release);
+        assert_eq!(t.subscriber_count(), 0);
+    }
+
+    #[test]
+    fn a_restored_session_drains_what_an_earlier_version_stored_per_filter() {
+        let tenant = Arc::new(Tenant::new("t", true, vec![]));
+        let t = topic(&tenant, "ov/x");
+        // what an earlier version left: one durable subscription per filter and topic
+        let held = tenant.open_subscription(&t, &legacy_name("c", "ov/#", "ov/x"));
+        let bytes = super::super::bridge::to_amqp(
+            "ov/x",
+            QoS::AtLeastOnce,
+            false,
+            &throng_mqtt::Properties::default(),
+            bytes::Bytes::from_static(b"kept"),
+            "p",
+        );
+        held.restore(1, Message::parse(bytes).expect("message"), 0);
+        let empty_name = legacy_name("c", "ov/x", "ov/x");
+        tenant.open_subscription(&t, &empty_name);
+        let session = overlapping(&tenant, true);
+        let mut s = lock(&session);
+        s.adopt_legacy();
+        assert!(
+            tenant.subscription_topic(&empty_name).is_none(),
+            "an empty one is deleted at once"
+        );
+        let fed = t.subscription_queues();
+        assert_eq!(
+            fed.len(),
+            1,
+            "only the session's new source gets new messages"
+        );
+        assert!(!fed.iter().any(|q| Arc::ptr_eq(q, &held)));
+        let sources = s.sources();
+        assert_eq!(sources.len(), 2, "the shared source and the one draining");
+        let (old, options) = sources
+            .iter()
+            .find(|(src, _)| Arc::ptr_eq(&src.queue, &held))
+            .expect("the old subscription is a source");
+        assert!(old.drains());
+        assert_eq!(
+            options.subscription_ids,
+            vec![1],
+            "its own filter's options"
+        );
+        assert_eq!(held.depth(), 1, "its message is still there");
+        drop(sources);
+        // drained: deleted
+        assert!(s.retire_drained().is_empty(), "not drained yet");
+        held.purge();
+        assert_eq!(s.retire_drained().len(), 1);
+        assert!(tenant
+            .subscription_topic(&legacy_name("c", "ov/#", "ov/x"))
+            .is_none());
     }
 }
