@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-use throng_mqtt::codec::{Connect, Subscribe, SubscriptionOptions};
+use throng_mqtt::codec::{Connect, Subscribe, SubscriptionOptions, Unsubscribe};
 use throng_mqtt::engine::{Config, Connection, Event};
 use throng_mqtt::{ByteStr, Properties, Publish, QoS, ReasonCode, Version};
 
@@ -111,6 +111,20 @@ impl Client {
             .expect("subscribe");
         let ack = self.wait_for(|e| matches!(e, Event::SubAck(s) if s.packet_id == pid));
         assert!(ack.is_some(), "no SUBACK");
+    }
+
+    /// Unsubscribes from `filter` and waits for the UNSUBACK.
+    pub fn unsubscribe(&mut self, filter: &str) {
+        let pid = self
+            .engine
+            .unsubscribe(Unsubscribe {
+                packet_id: 0,
+                properties: Properties::default(),
+                filters: vec![ByteStr::from(filter)],
+            })
+            .expect("unsubscribe");
+        let ack = self.wait_for(|e| matches!(e, Event::UnsubAck(u) if u.packet_id == pid));
+        assert!(ack.is_some(), "no UNSUBACK");
     }
 
     /// Publishes and, for QoS 1/2, waits for the acknowledgement.
