@@ -10,12 +10,11 @@ use crate::address::{Address, AddressKind};
 use crate::anycast::Forwarded;
 use crate::link::{Handle, Refusal, Verdict};
 use crate::outbox::{Later, Outbox};
-use crate::queue::{MakeOnDurable, OnDurable, Queue, Stored, Written};
+use crate::queue::{MakeOnDurable, OnDurable, Prepared, Queue, Stored, Written};
 use crate::tenant::{Op, Tenant, User};
 use crate::topic::{Countdown, Topic};
 use std::cell::Cell;
 use std::sync::Arc;
-use throng_amqp::codec::Value;
 use throng_amqp::message::{Body, Message};
 
 /// Where a message is going.
@@ -120,13 +119,10 @@ impl Pending<'_> {
 
 /// Whether the message asks to become its topic's retained message
 /// (`x-opt-retain-message = true`, as the MQTT bridge writes a retained publish), and if so
-/// the message to retain (`None`: an empty body clears it).
-pub(crate) fn retain_asked(msg: &Message) -> Option<Option<Message>> {
-    if !msg.has_message_annotations() {
-        return None;
-    }
-    let [retain] = msg.find_annotations(["x-opt-retain-message"]).ok()?;
-    if !matches!(retain, Some(Value::Bool(true))) {
+/// the message to retain (`None`: an empty body clears it). `prep` has read the
+/// annotation already, in the same pass as the scheduling ones.
+pub(crate) fn retain_asked(msg: &Message, prep: &Prepared) -> Option<Option<Message>> {
+    if !prep.retain() {
         return None;
     }
     let empty = match msg.body() {
@@ -258,7 +254,9 @@ impl Tenant {
     }
 
     fn to_topic(&self, t: &Arc<Topic>, msg: Message, pending: &Pending<'_>) -> Published {
-        let retain = retain_asked(&msg);
+        // read once: for the retained message here, for every subscription in the topic
+        let prep = Prepared::of(&msg, &**self.clock());
+        let retain = retain_asked(&msg, &prep);
         let wants = pending.wants;
         // a retained message is answered once its retained copy is stored as well
         let both = match (&retain, wants) {
@@ -271,11 +269,11 @@ impl Tenant {
         let (stored, full) = match &both {
             Some(b) => {
                 let make = || b.one_write();
-                t.publish_durably(msg, Some(&make as MakeOnDurable<'_>))
+                t.publish_durably(msg, &prep, Some(&make as MakeOnDurable<'_>))
             }
             None => {
                 let make = || pending.on_durable();
-                t.publish_durably(msg, wants.then_some(&make as MakeOnDurable<'_>))
+                t.publish_durably(msg, &prep, wants.then_some(&make as MakeOnDurable<'_>))
             }
         };
         let verdict = match (stored, both) {

@@ -193,12 +193,11 @@ impl Topic {
     pub(crate) fn publish_durably(
         &self,
         msg: Message,
+        prep: &Prepared,
         on_durable: Option<MakeOnDurable<'_>>,
     ) -> (Stored, Option<Arc<Queue>>) {
         // lock order: topic, then subscription queue (a queue never locks its topic)
         let subs = crate::sync::lock(&self.subscriptions);
-        // read once for every subscription
-        let prep = Prepared::of(&msg, &*self.clock);
         let durable = prep.durable();
         let persisting = if durable {
             subs.iter().filter(|q| q.is_persistent()).count()
@@ -227,7 +226,7 @@ impl Topic {
             let cb = countdown
                 .as_ref()
                 .map(|_| &one_copy_done as MakeOnDurable<'_>);
-            let (s, room) = q.publish_prepared(msg.clone(), &prep, cb);
+            let (s, room) = q.publish_prepared(msg.clone(), prep, cb);
             if s == Stored::Failed {
                 stored = Stored::Failed;
             }

@@ -287,12 +287,12 @@ impl Tenant {
                         .map(|(entry, _)| staged.stage_in(q, entry))
                 }
                 Address::Topic(t) => {
-                    if let Some(value) = retain_asked(&msg) {
+                    let prep = Prepared::of(&msg, &**self.clock());
+                    if let Some(value) = retain_asked(&msg, &prep) {
                         gate.add_one();
                         self.store_retained_row(t.name(), value.as_ref(), gate.one_row());
                         staged.retained.push((t.name().to_string(), value));
                     }
-                    let prep = Prepared::of(&msg, &**self.clock());
                     t.subscription_queues().iter().try_for_each(|q| {
                         q.stage(msg.clone(), &prep, Some(&one_write as MakeOnDurable<'_>))
                             .map(|(entry, _)| staged.stage_in(q, entry))

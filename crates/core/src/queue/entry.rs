@@ -20,9 +20,9 @@ pub(crate) struct Entry {
     /// properties' absolute-expiry-time, whichever is sooner).
     pub(crate) expires_at: Option<u64>,
     /// The consumers that settled it `modified` with `undeliverable-here`: it is not
-    /// offered to them again. A boxed slice: one pointer, and no allocation, for the
-    /// messages nobody refused (rebuilt on the rare refusal).
-    pub(crate) not_to: Option<Box<[ConsumerKey]>>,
+    /// offered to them again. One pointer, and no allocation, for the messages nobody
+    /// refused (entries move on every dispatch: a wider field costs every message).
+    pub(crate) not_to: Option<Box<Refusers>>,
 }
 
 /// What a queue needs to know of a message besides its bytes — header facts, expiry,
@@ -35,11 +35,14 @@ pub struct Prepared {
     pub(super) priority: u8,
     pub(super) expires_at: Option<u64>,
     pub(super) deliver_at: Option<u64>,
+    /// The message asks to be a topic's retained message (`x-opt-retain-message`).
+    pub(super) retain: bool,
 }
 
 impl Prepared {
-    /// Reads `msg`'s header, expiry and scheduling annotations; relative times (header
-    /// ttl, `x-opt-delivery-delay`) count from `clock`'s now.
+    /// Reads `msg`'s header, expiry, scheduling and retain annotations (the annotations in
+    /// one pass); relative times (header ttl, `x-opt-delivery-delay`) count from
+    /// `clock`'s now.
     pub fn of(msg: &Message, clock: &dyn Clock) -> Prepared {
         Self::with_header(msg, &msg.header().unwrap_or_default(), clock)
     }
@@ -57,22 +60,28 @@ impl Prepared {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let deliver_at = if msg.has_message_annotations() {
-            scheduled_time(msg, &mut now)
+        let (deliver_at, retain) = if msg.has_message_annotations() {
+            annotated(msg, &mut now)
         } else {
-            None
+            (None, false)
         };
         Prepared {
             durable: header.durable == Some(true),
             priority: header.priority.unwrap_or(4).min(LEVELS as u8 - 1),
             expires_at,
             deliver_at,
+            retain,
         }
     }
 
     /// Whether the header says `durable`.
     pub fn durable(&self) -> bool {
         self.durable
+    }
+
+    /// Whether the message asks to be retained (only topics keep one).
+    pub fn retain(&self) -> bool {
+        self.retain
     }
 }
 
@@ -103,25 +112,31 @@ impl Entry {
 
     /// Whether it may go to consumer `key` (none refused it).
     pub(super) fn deliverable_to(&self, key: ConsumerKey) -> bool {
-        self.not_to.as_ref().is_none_or(|keys| !keys.contains(&key))
+        self.not_to.as_ref().is_none_or(|r| !r.0.contains(&key))
     }
 }
 
-/// The delivery time a message asks for in its annotations (`x-opt-delivery-time`, a
-/// timestamp, or `x-opt-delivery-delay`, milliseconds from `now`), if in the future.
-pub(super) fn scheduled_time(msg: &Message, now: &mut Now) -> Option<u64> {
+/// What a message asks for in its annotations: a delivery time (`x-opt-delivery-time`, a
+/// timestamp, or `x-opt-delivery-delay`, milliseconds from `now`) if in the future, and
+/// whether it is to be retained (`x-opt-retain-message`).
+pub(super) fn annotated(msg: &Message, now: &mut Now) -> (Option<u64>, bool) {
     // one pass, no allocation for the annotations it does not want (MQTT messages always
     // carry a few)
-    let [time, delay] = msg
-        .find_annotations(["x-opt-delivery-time", "x-opt-delivery-delay"])
-        .ok()?;
+    let Ok([time, delay, retain]) = msg.find_annotations([
+        "x-opt-delivery-time",
+        "x-opt-delivery-delay",
+        "x-opt-retain-message",
+    ]) else {
+        return (None, false);
+    };
+    let retain = matches!(retain, Some(throng_amqp::Value::Bool(true)));
     let at = match (time, delay) {
         (Some(throng_amqp::Value::Timestamp(t)), _) => Some(t as u64),
         (Some(v), _) => v.as_i64().map(|t| t as u64),
         (None, Some(v)) => v.as_i64().filter(|d| *d > 0).map(|d| now.ms() + d as u64),
-        (None, None) => return None,
+        (None, None) => return (None, retain),
     };
-    at.filter(|t| *t > now.ms())
+    (at.filter(|t| *t > now.ms()), retain)
 }
 
 /// The time, read at most once per dispatch pass or message, and only if a message has an
@@ -141,3 +156,7 @@ impl<'a> Now<'a> {
         *self.at.get_or_insert_with(|| self.clock.now_ms())
     }
 }
+
+/// The consumers that refused a message (`undeliverable-here`), behind one pointer.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Refusers(pub(crate) Vec<ConsumerKey>);

@@ -103,11 +103,10 @@ impl Queue {
             }
         }
         if undeliverable_here {
-            let mut keys = entry.not_to.take().map(Vec::from).unwrap_or_default();
+            let keys = &mut entry.not_to.get_or_insert_with(Box::default).0;
             // only consumers still attached: a client cycling links cannot grow it
             keys.retain(|k| st.consumers.iter().any(|c| c.key == *k));
             keys.push(key);
-            entry.not_to = Some(keys.into_boxed_slice());
         }
     }
 
