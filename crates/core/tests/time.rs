@@ -6,7 +6,7 @@ use std::sync::Arc;
 use throng_amqp::codec::{Symbol, Value};
 use throng_amqp::definitions::Header;
 use throng_amqp::message::{Body, Message, MessageBuilder};
-use throng_core::clock::{Clock, ManualClock};
+use throng_core::clock::ManualClock;
 use throng_core::queue::Queue;
 use throng_core::{
     Address, AddressKind, AddressOptions, Command, ConsumerKey, Handle, Outbox, Outcome, Reply,
