@@ -4,8 +4,8 @@
 use super::Refused;
 use crate::amqp::connection::Conn;
 use crate::amqp::links::{ProducerLink, ProducerTarget};
-use throng_amqp::definitions::{Attach, ReceiverSettleMode, Role};
-use throng_amqp::engine::{LinkId, LinkSpec};
+use throng_amqp::definitions::Attach;
+use throng_amqp::engine::LinkId;
 
 impl Conn {
     pub(super) fn attach_coordinator(
@@ -13,17 +13,7 @@ impl Conn {
         link: LinkId,
         attach: &Attach,
     ) -> Result<(), Refused> {
-        let spec = LinkSpec {
-            role: Role::Receiver,
-            source: attach.source.clone(),
-            target: attach.target.clone(),
-            snd_settle_mode: attach.snd_settle_mode.unwrap_or_default(),
-            rcv_settle_mode: ReceiverSettleMode::First,
-            ..LinkSpec::default()
-        };
-        self.engine
-            .accept_link(link, spec)
-            .map_err(|_| Refused::Engine)?;
+        self.accept_receiving(link, attach)?;
         self.producers
             .insert(link, ProducerLink::new(ProducerTarget::Coordinator));
         self.top_up(link);

@@ -15,7 +15,7 @@ use super::connection::Conn;
 use throng_amqp::definitions::{
     condition, Attach, Error, ReceiverSettleMode, Role, TargetTerminus,
 };
-use throng_amqp::engine::LinkId;
+use throng_amqp::engine::{LinkId, LinkSpec};
 use throng_core::Op;
 use tracing::warn;
 
@@ -76,6 +76,22 @@ impl Conn {
             .to_string();
         warn!(conn = self.id, peer = %self.peer, tenant = %tenant, "attach refused: {cond}: {reason}");
         let _ = self.engine.refuse_link(link, Error::new(cond, reason));
+    }
+
+    /// Accepts a link on which the client sends (to an address, the relay, `$lwt` or
+    /// the coordinator): our end receives, settling first, in the sender's settle mode.
+    fn accept_receiving(&mut self, link: LinkId, attach: &Attach) -> Result<(), Refused> {
+        let spec = LinkSpec {
+            role: Role::Receiver,
+            source: attach.source.clone(),
+            target: attach.target.clone(),
+            snd_settle_mode: attach.snd_settle_mode.unwrap_or_default(),
+            rcv_settle_mode: ReceiverSettleMode::First,
+            ..LinkSpec::default()
+        };
+        self.engine
+            .accept_link(link, spec)
+            .map_err(|_| Refused::Engine)
     }
 
     /// Whether the connection's user may `op` on `address`.

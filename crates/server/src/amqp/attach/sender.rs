@@ -8,8 +8,8 @@ use super::Refused;
 use crate::amqp::connection::Conn;
 use crate::amqp::links::{ProducerLink, ProducerTarget, WILL_ADDRESS};
 use crate::amqp::verdict::handle;
-use throng_amqp::definitions::{condition, Attach, ReceiverSettleMode, Role, Target};
-use throng_amqp::engine::{LinkId, LinkSpec};
+use throng_amqp::definitions::{condition, Attach, Target};
+use throng_amqp::engine::LinkId;
 use throng_core::{AddressKind, Op, Producer, ProducerCredit, Tenant};
 
 impl Conn {
@@ -47,17 +47,7 @@ impl Conn {
                 ProducerTarget::Address(address)
             }
         };
-        let spec = LinkSpec {
-            role: Role::Receiver,
-            source: attach.source.clone(),
-            target: attach.target.clone(),
-            snd_settle_mode: attach.snd_settle_mode.unwrap_or_default(),
-            rcv_settle_mode: ReceiverSettleMode::First,
-            ..LinkSpec::default()
-        };
-        self.engine
-            .accept_link(link, spec)
-            .map_err(|_| Refused::Engine)?;
+        self.accept_receiving(link, attach)?;
         let credit = match &ptarget {
             ProducerTarget::Address(a) => a.attach_producer(Producer {
                 outbox: &self.outbox,
