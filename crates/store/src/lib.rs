@@ -68,6 +68,7 @@
 
 #![warn(missing_docs)]
 
+pub mod clock;
 mod crc;
 mod index;
 mod journal;
@@ -117,7 +118,7 @@ pub type OnWritten = Box<dyn FnOnce(Written) + Send>;
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Where the journal lives and how it trades safety for speed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct JournalConfig {
     /// The journal's directory (created if missing). Files in it that are not named
     /// like segments are left alone.
@@ -137,6 +138,9 @@ pub struct JournalConfig {
     /// it drops under the copy threshold; copying it then would rewrite a quarter of the
     /// journal for nothing. Default 10 s.
     pub copy_forward_after: Duration,
+    /// Where the writer reads elapsed time (the copy-forward patience). Default: the
+    /// system's monotonic clock.
+    pub ticks: clock::Ticks,
 }
 
 impl JournalConfig {
@@ -148,6 +152,7 @@ impl JournalConfig {
             fsync: true,
             skip_corrupt: false,
             copy_forward_after: Duration::from_secs(10),
+            ticks: clock::Ticks::system(),
         }
     }
 }

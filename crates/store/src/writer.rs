@@ -296,10 +296,12 @@ pub(crate) struct Writer {
     reclaim_enabled: bool,
     /// See [`crate::JournalConfig::copy_forward_after`].
     copy_forward_after: std::time::Duration,
+    /// Elapsed time, for the patience.
+    ticks: crate::clock::Ticks,
     /// The oldest segment, its live count and since when that count has not dropped:
     /// copy-forward only moves messages that stay put (a stuck consumer), not ones an
     /// in-order drain is about to consume.
-    oldest_watch: Option<(u64, u64, std::time::Instant)>,
+    oldest_watch: Option<(u64, u64, std::time::Duration)>,
     /// The last `sync()` round served.
     synced_round: u64,
     spare_buf: Vec<u8>,
@@ -357,6 +359,7 @@ impl Writer {
             uncopyable: HashSet::new(),
             reclaim_enabled: true,
             copy_forward_after: cfg.copy_forward_after,
+            ticks: cfg.ticks.clone(),
             oldest_watch: None,
             synced_round: 0,
             spare_buf: Vec::new(),

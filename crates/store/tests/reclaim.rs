@@ -251,6 +251,8 @@ fn copy_forward_waits_until_the_oldest_segment_is_stuck() {
     let dir = TempDir::new("patient");
     let mut cfg = config(dir.path(), SEGMENT);
     cfg.copy_forward_after = std::time::Duration::from_millis(300);
+    let time = throng_store::clock::ManualTicks::new();
+    cfg.ticks = throng_store::clock::Ticks::manual(&time);
     let (j, _) = open(&cfg);
     append_all(&j, &[enqueue("t/stuck", 1, 100)]);
     let first = segments(dir.path())[0].0;
@@ -263,8 +265,13 @@ fn copy_forward_waits_until_the_oldest_segment_is_stuck() {
         "not copied while within the patience"
     );
     assert!(dir.path().join(segment_file_name(first)).exists());
-    std::thread::sleep(std::time::Duration::from_millis(400));
-    for s in 401..=420u64 {
+    time.advance(std::time::Duration::from_millis(299));
+    for s in 401..=410u64 {
+        append_all(&j, &[enqueue("t/flow", s, 100), ack("t/flow", s)]);
+    }
+    assert_eq!(j.stats().copied_forward, 0, "one millisecond short");
+    time.advance(std::time::Duration::from_millis(1));
+    for s in 411..=420u64 {
         append_all(&j, &[enqueue("t/flow", s, 100), ack("t/flow", s)]);
     }
     assert!(j.stats().copied_forward >= 1, "{:?}", j.stats());

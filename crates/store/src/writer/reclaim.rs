@@ -89,10 +89,10 @@ impl Writer {
     /// `copy_forward_after` (consumers are not draining it).
     fn oldest_is_stuck(&mut self, oldest: u64) -> bool {
         let live = self.index.segments().get(&oldest).map_or(0, |u| u.live);
-        let now = std::time::Instant::now();
+        let now = self.ticks.now();
         match self.oldest_watch {
             Some((id, count, since)) if id == oldest && count == live => {
-                now.duration_since(since) >= self.copy_forward_after
+                now.saturating_sub(since) >= self.copy_forward_after
             }
             _ => {
                 self.oldest_watch = Some((oldest, live, now));
