@@ -84,7 +84,6 @@ fn arb_props() -> impl Strategy<Value = Properties> {
     );
     let c = (
         opt(any::<u16>()),
-        opt(1u16..),
         opt(prop_oneof![Just(QoS::AtMostOnce), Just(QoS::AtLeastOnce)]),
         opt(any::<bool>()),
         prop::collection::vec((arb_str(), arb_str()), 0..3),
@@ -114,14 +113,13 @@ fn arb_props() -> impl Strategy<Value = Properties> {
             reason_string: b.7,
             receive_maximum: b.8,
             topic_alias_maximum: c.0,
-            topic_alias: c.1,
-            maximum_qos: c.2,
-            retain_available: c.3,
-            user_properties: c.4,
-            maximum_packet_size: c.5,
-            wildcard_subscription_available: c.6,
-            subscription_identifier_available: c.7,
-            shared_subscription_available: c.8,
+            maximum_qos: c.1,
+            retain_available: c.2,
+            user_properties: c.3,
+            maximum_packet_size: c.4,
+            wildcard_subscription_available: c.5,
+            subscription_identifier_available: c.6,
+            shared_subscription_available: c.7,
         })
     })
 }
@@ -155,7 +153,6 @@ fn restrict(p: Properties, ctx: PropertyContext) -> Properties {
                 r.will_delay_interval = p.will_delay_interval;
             } else {
                 r.subscription_identifiers = p.subscription_identifiers;
-                r.topic_alias = p.topic_alias;
             }
         }
         ConnAck => {
@@ -276,20 +273,24 @@ fn arb_packet(v: Version) -> BoxedStrategy<Packet> {
         any::<bool>(),
         arb_topic(),
         1u16..,
-        props(v, PropertyContext::Publish),
+        (props(v, PropertyContext::Publish), opt(1u16..)),
         arb_bytes(),
     )
-        .prop_map(|(dup, qos, retain, topic, id, properties, payload)| {
-            Packet::Publish(Publish {
-                dup: dup && qos != QoS::AtMostOnce,
-                qos,
-                retain,
-                topic,
-                packet_id: if qos == QoS::AtMostOnce { 0 } else { id },
-                properties,
-                payload,
-            })
-        });
+        .prop_map(
+            move |(dup, qos, retain, topic, id, (properties, alias), payload)| {
+                Packet::Publish(Publish {
+                    dup: dup && qos != QoS::AtMostOnce,
+                    qos,
+                    retain,
+                    topic,
+                    packet_id: if qos == QoS::AtMostOnce { 0 } else { id },
+                    // a v3 PUBLISH has no property block to carry an alias in
+                    topic_alias: alias.filter(|_| v5),
+                    properties,
+                    payload,
+                })
+            },
+        );
     let ack_codes: &'static [u8] = if v5 {
         &[0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99]
     } else {
@@ -545,7 +546,17 @@ fn spec_publish_examples() {
     let Packet::Publish(p) = decode_one(&bytes, Version::V5).unwrap() else {
         panic!()
     };
-    assert_eq!(p.properties.topic_alias, Some(1));
+    assert_eq!(p.topic_alias, Some(1));
+    // a property block holding only the alias: no properties
+    let bytes = [0x30, 0x07, 0x00, 0x00, 0x03, 0x23, 0x00, 0x02, b'x'];
+    let Packet::Publish(only) = decode_one(&bytes, Version::V5).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        (only.topic_alias, only.properties.is_empty()),
+        (Some(2), true)
+    );
+    assert_eq!(&only.payload[..], b"x");
     assert_eq!(
         p.properties.user_properties,
         vec![(s("k"), s("1")), (s("k"), s("2"))]

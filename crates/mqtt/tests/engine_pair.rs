@@ -484,7 +484,7 @@ fn topic_alias_both_ways() {
     assert_eq!(got.len(), 3);
     for m in got {
         assert_eq!(m.topic, "long/topic/name");
-        assert_eq!(m.properties.topic_alias, None);
+        assert_eq!(m.topic_alias, None);
     }
 }
 

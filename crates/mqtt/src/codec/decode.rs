@@ -30,6 +30,11 @@ impl<'a> Reader<'a> {
         self.end - self.pos
     }
 
+    /// The unread bytes, for a caller that recognises a common shape at a glance.
+    pub(crate) fn unread(&self) -> &[u8] {
+        &self.buf[self.pos..self.end]
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.pos >= self.end
     }
@@ -429,12 +434,12 @@ fn decode_publish(first: u8, r: &mut Reader<'_>, v5: bool) -> Result<Publish, De
     } else {
         packet_id(r)?
     };
-    let properties = if v5 {
-        Properties::decode(r, PropertyContext::Publish)?
+    let (properties, topic_alias) = if v5 {
+        Properties::decode_publish(r)?
     } else {
-        Properties::default()
+        (Properties::default(), None)
     };
-    if topic.is_empty() && properties.topic_alias.is_none() {
+    if topic.is_empty() && topic_alias.is_none() {
         return Err(DecodeError::protocol(
             "empty topic name without a topic alias",
         ));
@@ -445,6 +450,7 @@ fn decode_publish(first: u8, r: &mut Reader<'_>, v5: bool) -> Result<Publish, De
         retain: first & 1 != 0,
         topic,
         packet_id,
+        topic_alias,
         properties,
         payload: r.rest(),
     })

@@ -2,7 +2,7 @@
 //! packet size checks) computed without encoding.
 
 use super::packet::*;
-use super::properties::Properties;
+use super::properties::{Properties, TOPIC_ALIAS};
 use super::{varint, QoS, ReasonCode, Version};
 use bytes::{BufMut, BytesMut};
 
@@ -49,11 +49,7 @@ fn body_len(p: &Packet, version: Version) -> (u8, usize) {
         Packet::ConnAck(c) => (0x20, 2 + props_len(v5, &c.properties)),
         Packet::Publish(p) => {
             let first = 0x30 | (u8::from(p.dup) << 3) | ((p.qos as u8) << 1) | u8::from(p.retain);
-            let id = if p.qos == QoS::AtMostOnce { 0 } else { 2 };
-            (
-                first,
-                str_len(&p.topic) + id + props_len(v5, &p.properties) + p.payload.len(),
-            )
+            (first, publish_head_len(p, v5).1 + p.payload.len())
         }
         Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r) => {
             let first = match p {
@@ -140,9 +136,7 @@ pub fn encode_publish(p: &Publish, version: Version, out: &mut BytesMut) {
 
 /// The encoded size of a PUBLISH, fixed header included.
 pub fn publish_encoded_len(p: &Publish, version: Version) -> usize {
-    let id = if p.qos == QoS::AtMostOnce { 0 } else { 2 };
-    let n =
-        str_len(&p.topic) + id + props_len(version == Version::V5, &p.properties) + p.payload.len();
+    let n = publish_head_len(p, version == Version::V5).1 + p.payload.len();
     1 + varint::len(n as u32) + n
 }
 
@@ -153,21 +147,40 @@ impl PublishRef<'_> {
         let p = self.0;
         let v5 = version == Version::V5;
         let first = 0x30 | (u8::from(p.dup) << 3) | ((p.qos as u8) << 1) | u8::from(p.retain);
-        let id = if p.qos == QoS::AtMostOnce { 0 } else { 2 };
-        let props = if v5 { p.properties.encoded_len() } else { 0 };
-        let head = str_len(&p.topic) + id + props;
+        let (content, head) = publish_head_len(p, v5);
+        let id = p.qos != QoS::AtMostOnce;
         let n = head + p.payload.len();
         out.reserve(1 + 4 + head);
         out.put_u8(first);
         varint::write(out, n as u32);
         put_bin(out, p.topic.as_bytes());
-        if id != 0 {
+        if id {
             out.put_u16(p.packet_id);
         }
         if v5 {
-            p.properties.encode(out);
+            varint::write(out, content as u32);
+            if let Some(a) = p.topic_alias {
+                out.put_u8(TOPIC_ALIAS);
+                out.put_u16(a);
+            }
+            p.properties.encode_content(out);
         }
     }
+}
+
+/// A PUBLISH's property content size (topic alias included; 0 in v3) and the size of
+/// its variable header (topic, packet id, property block): the one place a PUBLISH's
+/// size is worked out, for the encoder and for the maximum-packet-size check alike.
+fn publish_head_len(p: &Publish, v5: bool) -> (usize, usize) {
+    let id = if p.qos == QoS::AtMostOnce { 0 } else { 2 };
+    if !v5 {
+        return (0, str_len(&p.topic) + id);
+    }
+    let content = p.topic_alias.map_or(0, |_| 3) + p.properties.content_len();
+    (
+        content,
+        str_len(&p.topic) + id + varint::len(content as u32) + content,
+    )
 }
 
 /// Encodes `p` for `version` at the end of `out`. A PUBLISH's payload is appended

@@ -135,6 +135,10 @@ pub struct Publish {
     pub topic: ByteStr,
     /// 0 for QoS 0, non-zero otherwise.
     pub packet_id: u16,
+    /// The v5 topic alias (written first in the property block). It is a detail of one
+    /// connection, not of the message, so it lives beside the properties: the engine
+    /// resolves an inbound one and assigns an outbound one without touching them.
+    pub topic_alias: Option<u16>,
     pub properties: Properties,
     pub payload: Bytes,
 }
@@ -148,6 +152,7 @@ impl Publish {
             retain: false,
             topic: topic.into(),
             packet_id: 0,
+            topic_alias: None,
             properties: Properties::default(),
             payload: payload.into(),
         }

@@ -25,7 +25,7 @@ const SERVER_REFERENCE: u8 = 0x1c;
 const REASON_STRING: u8 = 0x1f;
 const RECEIVE_MAXIMUM: u8 = 0x21;
 const TOPIC_ALIAS_MAXIMUM: u8 = 0x22;
-const TOPIC_ALIAS: u8 = 0x23;
+pub(crate) const TOPIC_ALIAS: u8 = 0x23;
 const MAXIMUM_QOS: u8 = 0x24;
 const RETAIN_AVAILABLE: u8 = 0x25;
 const USER_PROPERTY: u8 = 0x26;
@@ -200,17 +200,50 @@ impl Properties {
         }
     }
 
-    /// Decodes a property block (length + properties) for the given packet.
+    /// Writes the properties without their length prefix.
+    pub(crate) fn encode_content(&self, out: &mut impl BufMut) {
+        if let Some(s) = &self.0 {
+            s.encode_content(out);
+        }
+    }
+
+    /// Decodes a property block (length + properties) for any packet but a PUBLISH.
     pub(crate) fn decode(
         r: &mut Reader<'_>,
         ctx: PropertyContext,
     ) -> Result<Properties, DecodeError> {
+        debug_assert!(ctx != PropertyContext::Publish);
         let len = r.varint()? as usize;
         let pr = r.sub(len)?;
         if pr.is_empty() {
             return Ok(Properties::default());
         }
-        PropertySet::decode(pr, ctx).map(Properties::from)
+        PropertySet::decode(pr, ctx, &mut None).map(Properties::from)
+    }
+
+    /// Decodes a PUBLISH's property block: the properties and the topic alias. A block
+    /// holding only an alias — what a client using aliases sends with every message —
+    /// allocates nothing.
+    pub(crate) fn decode_publish(
+        r: &mut Reader<'_>,
+    ) -> Result<(Properties, Option<u16>), DecodeError> {
+        let len = r.varint()? as usize;
+        let pr = r.sub(len)?;
+        match pr.unread() {
+            [] => return Ok((Properties::default(), None)),
+            [TOPIC_ALIAS, hi, lo] => {
+                return Ok((Properties::default(), Some(u16::from_be_bytes([*hi, *lo]))))
+            }
+            _ => {}
+        }
+        let mut alias = None;
+        let set = PropertySet::decode(pr, PropertyContext::Publish, &mut alias)?;
+        let props = if set.is_empty() {
+            Properties::default()
+        } else {
+            Properties::from(set)
+        };
+        Ok((props, alias))
     }
 }
 
@@ -241,7 +274,6 @@ pub struct PropertySet {
     pub reason_string: Option<ByteStr>,
     pub receive_maximum: Option<u16>,
     pub topic_alias_maximum: Option<u16>,
-    pub topic_alias: Option<u16>,
     /// 0 or 1 only (absence means 2).
     pub maximum_qos: Option<QoS>,
     pub retain_available: Option<bool>,
@@ -283,7 +315,6 @@ impl PropertySet {
         reason_string: None,
         receive_maximum: None,
         topic_alias_maximum: None,
-        topic_alias: None,
         maximum_qos: None,
         retain_available: None,
         user_properties: Vec::new(),
@@ -306,8 +337,13 @@ impl PropertySet {
     }
 
     /// Decodes the properties of a non-empty property block (`pr` holds them, without
-    /// the length prefix).
-    fn decode(mut pr: Reader<'_>, ctx: PropertyContext) -> Result<PropertySet, DecodeError> {
+    /// the length prefix). A PUBLISH's topic alias goes to `alias`: it belongs to the
+    /// connection, not to the message, so it is kept outside the set.
+    fn decode(
+        mut pr: Reader<'_>,
+        ctx: PropertyContext,
+        alias: &mut Option<u16>,
+    ) -> Result<PropertySet, DecodeError> {
         let mut p = PropertySet::default();
         let allowed = ctx.allowed();
         let mut seen = 0u64;
@@ -373,7 +409,7 @@ impl PropertySet {
                     p.receive_maximum = Some(v);
                 }
                 TOPIC_ALIAS_MAXIMUM => p.topic_alias_maximum = Some(pr.u16()?),
-                TOPIC_ALIAS => p.topic_alias = Some(pr.u16()?),
+                TOPIC_ALIAS => *alias = Some(pr.u16()?),
                 MAXIMUM_QOS => {
                     p.maximum_qos = Some(match pr.u8()? {
                         0 => QoS::AtMostOnce,
@@ -432,7 +468,6 @@ impl PropertySet {
             + s(&self.reason_string)
             + n(self.receive_maximum.is_some(), 2)
             + n(self.topic_alias_maximum.is_some(), 2)
-            + n(self.topic_alias.is_some(), 2)
             + n(self.maximum_qos.is_some(), 1)
             + n(self.retain_available.is_some(), 1)
             + n(self.maximum_packet_size.is_some(), 4)
@@ -458,6 +493,11 @@ impl PropertySet {
     /// user properties keep their order).
     pub fn encode(&self, out: &mut impl BufMut) {
         varint::write(out, self.content_len() as u32);
+        self.encode_content(out);
+    }
+
+    /// Writes the properties without their length prefix.
+    fn encode_content(&self, out: &mut impl BufMut) {
         fn u8p(out: &mut impl BufMut, id: u8, v: Option<u8>) {
             if let Some(v) = v {
                 out.put_u8(id);
@@ -525,7 +565,6 @@ impl PropertySet {
         binp(out, REASON_STRING, sp(&self.reason_string));
         u16p(out, RECEIVE_MAXIMUM, self.receive_maximum);
         u16p(out, TOPIC_ALIAS_MAXIMUM, self.topic_alias_maximum);
-        u16p(out, TOPIC_ALIAS, self.topic_alias);
         u8p(out, MAXIMUM_QOS, self.maximum_qos.map(|q| q as u8));
         u8p(out, RETAIN_AVAILABLE, bool8(self.retain_available));
         for (k, v) in &self.user_properties {

@@ -534,7 +534,7 @@ impl Connection {
                     "subscription identifier in a client's PUBLISH",
                 );
             }
-            if let Some(a) = p.properties.topic_alias.take() {
+            if let Some(a) = p.topic_alias.take() {
                 if a == 0 || a > self.our_topic_alias_max {
                     return self.fail(ReasonCode::TopicAliasInvalid, "topic alias out of range");
                 }
@@ -1011,7 +1011,7 @@ impl Connection {
         }
         let full_topic = p.topic.clone();
         if let Some((a, known)) = alias {
-            p.properties.topic_alias = Some(a);
+            p.topic_alias = Some(a);
             if known {
                 p.topic = ByteStr::new();
             }
@@ -1252,11 +1252,8 @@ impl Connection {
     }
 }
 
-/// Drops a publish's topic alias. Only a publish that has one is written to: a write
-/// through `Properties`' `DerefMut` allocates its property set, even to store `None`, and
-/// most publishes carry no properties at all.
+/// Drops a publish's topic alias (an application's alias is never sent: the engine
+/// assigns its own).
 fn clear_topic_alias(p: &mut Publish) {
-    if p.properties.topic_alias.is_some() {
-        p.properties.topic_alias = None;
-    }
+    p.topic_alias = None;
 }

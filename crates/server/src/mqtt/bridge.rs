@@ -191,11 +191,7 @@ pub fn publisher(msg: &Message) -> Option<String> {
 /// the caller clears it unless the subscription asked for retain-as-published.
 pub fn to_mqtt(msg: &Message, topic: &ByteStr, max_qos: QoS, v5: bool) -> Publish {
     let header = msg.header().unwrap_or_default();
-    let mut msg_qos = if header.durable == Some(true) {
-        QoS::AtLeastOnce
-    } else {
-        QoS::AtMostOnce
-    };
+    let mut msg_qos = qos_of_header(&header);
     let mut retained = false;
     let (mut format, mut pairs) = (None, None);
     if msg.has_message_annotations() {
@@ -206,10 +202,7 @@ pub fn to_mqtt(msg: &Message, topic: &ByteStr, max_qos: QoS, v5: bool) -> Publis
             PAYLOAD_FORMAT_ANNOTATION,
             USER_PROPERTIES_ANNOTATION,
         ]) {
-            if let Some(q) = qos
-                .and_then(|v| v.as_u64())
-                .and_then(|q| QoS::from_u8(q as u8))
-            {
+            if let Some(q) = qos.and_then(annotated_qos) {
                 msg_qos = q;
             }
             retained = matches!(retain, Some(Value::Bool(true)));
@@ -272,6 +265,35 @@ pub fn to_mqtt(msg: &Message, topic: &ByteStr, max_qos: QoS, v5: bool) -> Publis
         }
     }
     publish
+}
+
+/// The QoS a message is published with to a subscriber that allows any: the publisher's
+/// (the QoS annotation of a message from MQTT), else 1 for a durable message and 0 for
+/// any other. [`to_mqtt`] reads it in its one pass over the annotations; this is for a
+/// caller that needs only the QoS.
+pub fn qos_of(msg: &Message) -> QoS {
+    let header_qos = qos_of_header(&msg.header().unwrap_or_default());
+    if !msg.has_message_annotations() {
+        return header_qos;
+    }
+    match msg.find_annotations([QOS_ANNOTATION]) {
+        Ok([Some(v)]) => annotated_qos(v).unwrap_or(header_qos),
+        _ => header_qos,
+    }
+}
+
+fn qos_of_header(header: &Header) -> QoS {
+    if header.durable == Some(true) {
+        QoS::AtLeastOnce
+    } else {
+        QoS::AtMostOnce
+    }
+}
+
+fn annotated_qos(v: Value) -> Option<QoS> {
+    v.as_u64()
+        .and_then(|q| u8::try_from(q).ok())
+        .and_then(QoS::from_u8)
 }
 
 /// The user properties of a [`USER_PROPERTIES_ANNOTATION`]: an even list of strings
@@ -519,5 +541,31 @@ mod tests {
         let pb = to_mqtt(&msg, &ByteStr::from("t"), QoS::AtLeastOnce, true);
         assert_eq!(pb.payload.as_ref(), b"text");
         assert_eq!(pb.qos, QoS::AtMostOnce, "not durable: QoS 0");
+    }
+
+    #[test]
+    fn qos_of_is_the_qos_to_mqtt_gives() {
+        let mut cases = Vec::new();
+        for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+            // from MQTT: the QoS annotation (header durable for 1 and 2)
+            let bytes = to_amqp("t", qos, false, &Properties::default(), Bytes::new(), "c");
+            cases.push((Message::parse(bytes).expect("parse"), qos));
+        }
+        for (durable, qos) in [(true, QoS::AtLeastOnce), (false, QoS::AtMostOnce)] {
+            // from AMQP: the header alone
+            let mut b = MessageBuilder::new().data(Bytes::from_static(b"x"));
+            if durable {
+                b = b.header(Header {
+                    durable: Some(true),
+                    ..Header::default()
+                });
+            }
+            cases.push((Message::parse(b.encode()).expect("parse"), qos));
+        }
+        for (msg, want) in cases {
+            assert_eq!(qos_of(&msg), want);
+            let pb = to_mqtt(&msg, &ByteStr::from("t"), QoS::ExactlyOnce, true);
+            assert_eq!(pb.qos, want);
+        }
     }
 }

@@ -987,20 +987,24 @@ impl Conn {
                 }
                 continue;
             }
-            let mut publish = bridge::to_mqtt(&front.msg, &c.topic, c.options.qos, v5);
             // at most one window in flight: the rest of the credit waits here, so that
             // each acknowledgement sends the next message at once (MQTT 3.1.1 announces
             // no receive maximum; with everything in flight the client's batched,
-            // Nagle-held acknowledgements waited for a delayed ACK)
-            if publish.qos != QoS::AtMostOnce
+            // Nagle-held acknowledgements waited for a delayed ACK). Checked before the
+            // message is converted: with a full window this runs for every arrival.
+            if c.options.qos != QoS::AtMostOnce
                 && (!self.engine.can_send() || self.inflight.len() >= self.in_flight_window())
+                && bridge::qos_of(&front.msg) != QoS::AtMostOnce
             {
                 return;
             }
+            let mut publish = bridge::to_mqtt(&front.msg, &c.topic, c.options.qos, v5);
             if !c.options.retain_as_published {
                 publish.retain = false;
             }
-            if v5 {
+            // a write through `properties` allocates the property set: only when there
+            // is something to write
+            if v5 && !c.options.subscription_ids.is_empty() {
                 publish
                     .properties
                     .subscription_identifiers
