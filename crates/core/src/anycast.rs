@@ -2,9 +2,15 @@
 //! credit by fewest unsettled deliveries; nothing is stored. Producers get credit only
 //! while consumers can take messages, and an unsettled send is settled with the
 //! consumer's own outcome.
+//!
+//! Consumers on other nodes take part as *remote* consumers (one per node, registered by
+//! the mesh, see [`crate::remote`]): they are chosen like local ones, by credit and fewest
+//! unsettled, and their outcome comes back the same way. What this node's own consumers
+//! can take is advertised to the mesh through the tenant's [`crate::remote::Advertiser`].
 
 use crate::link::{ConsumerKey, CreditWindow, Handle, Outcome, Verdict};
 use crate::outbox::{Command, Later, Outbox};
+use crate::remote::{level_of, Advertised, AdvertiserSlot, Reach};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use throng_amqp::message::Message;
@@ -31,6 +37,27 @@ struct Consumer {
     presettled: bool,
     credit: CreditWindow,
     unsettled: u32,
+    /// For a remote consumer: the level its node advertised. Such a consumer is sent at
+    /// most that many unsettled deliveries, always unsettled (its node's disposition
+    /// frees the room), and its credit is no part of what this node advertises.
+    remote: Option<u32>,
+}
+
+impl Consumer {
+    fn available(&self) -> u32 {
+        match self.remote {
+            None => self.credit.available(),
+            Some(level) => level.saturating_sub(self.unsettled),
+        }
+    }
+
+    fn reaches(&self, reach: Reach) -> bool {
+        match reach {
+            Reach::Any => true,
+            Reach::Local => self.remote.is_none(),
+            Reach::Via(key) => self.key == key,
+        }
+    }
 }
 
 struct Producer {
@@ -43,11 +70,15 @@ struct Producer {
 struct State {
     consumers: Vec<Consumer>,
     producers: Vec<Producer>,
-    held: VecDeque<(Message, Option<Later>)>,
+    /// Messages waiting for a consumer with credit, in order, each with the consumers it
+    /// may go to.
+    held: VecDeque<(Message, Option<Later>, Reach)>,
     inflight: HashMap<u64, (ConsumerKey, Option<Later>)>,
     next_token: u64,
     /// Where the search for a consumer starts, so ties rotate.
     next_consumer: usize,
+    /// What the mesh was told of this node's consumers (none outside a mesh).
+    advertised: Option<Advertised>,
 }
 
 /// An anycast address.
@@ -65,6 +96,14 @@ impl Anycast {
         }
     }
 
+    /// An anycast address of `tenant` whose consumers are advertised to the mesh once the
+    /// node joins one (`slot`).
+    pub fn advertised(name: impl Into<String>, tenant: &str, slot: AdvertiserSlot) -> Self {
+        let a = Self::new(name);
+        a.lock().advertised = Some(Advertised::new(slot, tenant, &a.name));
+        a
+    }
+
     /// The address name.
     pub fn name(&self) -> &str {
         &self.name
@@ -74,9 +113,13 @@ impl Anycast {
         crate::sync::lock(&self.state)
     }
 
-    /// Number of attached consumers.
+    /// Number of attached consumers of this node (remote ones not counted).
     pub fn consumer_count(&self) -> usize {
-        self.lock().consumers.len()
+        self.lock()
+            .consumers
+            .iter()
+            .filter(|c| c.remote.is_none())
+            .count()
     }
 
     /// Registers a producer; its credit arrives as [`Command::SetCredit`].
@@ -100,16 +143,52 @@ impl Anycast {
 
     /// Registers a consumer.
     pub fn add_consumer(&self, outbox: Arc<Outbox>, link: Handle, presettled: bool) -> ConsumerKey {
+        self.push_consumer(outbox, link, presettled, None)
+    }
+
+    /// Registers the consumers of another node, reached through `outbox` (an
+    /// inter-router connection's) under `link`; their level is 0 until
+    /// [`Anycast::set_level`].
+    pub fn add_remote(&self, outbox: Arc<Outbox>, link: Handle) -> ConsumerKey {
+        self.push_consumer(outbox, link, false, Some(0))
+    }
+
+    fn push_consumer(
+        &self,
+        outbox: Arc<Outbox>,
+        link: Handle,
+        presettled: bool,
+        remote: Option<u32>,
+    ) -> ConsumerKey {
         let key = ConsumerKey::fresh();
-        self.lock().consumers.push(Consumer {
+        let mut st = self.lock();
+        st.consumers.push(Consumer {
             key,
             outbox,
             link,
             presettled,
             credit: CreditWindow::new(),
             unsettled: 0,
+            remote,
         });
+        Self::rebalance(&mut st);
         key
+    }
+
+    /// Tells the advertiser what this node's consumers can take now (it was set after the
+    /// address was created).
+    pub(crate) fn readvertise(&self) {
+        Self::advertise(&mut self.lock());
+    }
+
+    /// What a remote consumer's node can take now, as it advertised.
+    pub fn set_level(&self, key: ConsumerKey, level: u32) {
+        let mut st = self.lock();
+        if let Some(c) = st.consumers.iter_mut().find(|c| c.key == key) {
+            c.remote = Some(level);
+        }
+        Self::release_held(&mut st);
+        Self::rebalance(&mut st);
     }
 
     /// Updates a consumer's credit (see [`crate::queue::Queue::flow`]).
@@ -151,26 +230,30 @@ impl Anycast {
                 });
             }
         }
-        if st.consumers.is_empty() {
-            for (_, reply) in st.held.drain(..) {
-                if let Some(reply) = reply {
-                    reply.tell(Verdict::Released);
-                }
+        // held messages nobody left may take go back to their producers
+        let held = std::mem::take(&mut st.held);
+        for (msg, reply, reach) in held {
+            if st.consumers.iter().any(|c| c.reaches(reach)) {
+                st.held.push_back((msg, reply, reach));
+            } else if let Some(reply) = reply {
+                reply.tell(Verdict::Released);
             }
-        } else {
-            Self::release_held(&mut st);
         }
+        Self::release_held(&mut st);
         Self::rebalance(&mut st);
     }
 
     /// Forwards a message from producer `from` (its outbox and link, for its credit; none
-    /// for a will); `reply` is set when the producer wants the consumer's outcome. A
-    /// message that finds no consumer with credit waits (held) for one.
+    /// for a will) to one of the consumers `reach` allows; `reply` is set when the
+    /// producer wants the consumer's outcome. A message that finds no consumer with
+    /// credit waits (held) for one; one in transit (`Reach::Via`) goes on at once, its
+    /// credit having been counted by the node it came from.
     pub(crate) fn publish(
         &self,
         from: Option<(&Arc<Outbox>, Handle)>,
         msg: Message,
         reply: Option<Later>,
+        reach: Reach,
     ) -> Forwarded {
         let mut st = self.lock();
         if let Some((outbox, link)) = from {
@@ -182,18 +265,21 @@ impl Anycast {
                 p.granted = p.granted.saturating_sub(1);
             }
         }
-        if st.consumers.is_empty() {
-            Self::rebalance(&mut st);
-            return Forwarded::NoConsumer;
-        }
-        let result = if !st.held.is_empty() {
-            st.held.push_back((msg, reply));
+        let result = if let Reach::Via(key) = reach {
+            match st.consumers.iter().position(|c| c.key == key) {
+                Some(idx) => Self::deliver(&mut st, idx, msg, reply, false),
+                None => Forwarded::NoConsumer,
+            }
+        } else if !st.consumers.iter().any(|c| c.reaches(reach)) {
+            Forwarded::NoConsumer
+        } else if !st.held.is_empty() {
+            st.held.push_back((msg, reply, reach));
             Forwarded::Pending
         } else {
-            match Self::pick(&mut st) {
+            match Self::pick(&mut st, reach) {
                 Some(idx) => Self::deliver(&mut st, idx, msg, reply, false),
                 None => {
-                    st.held.push_back((msg, reply));
+                    st.held.push_back((msg, reply, reach));
                     Forwarded::Pending
                 }
             }
@@ -212,23 +298,30 @@ impl Anycast {
             st.inflight.insert(token, (owner, reply));
             return;
         }
+        let mut remote = false;
         if let Some(c) = st.consumers.iter_mut().find(|c| c.key == key) {
             c.unsettled = c.unsettled.saturating_sub(1);
+            remote = c.remote.is_some();
         }
         if let Some(reply) = reply {
             reply.tell(Verdict::of_outcome(outcome));
         }
+        if remote {
+            // a remote consumer's room is its level less what is unsettled
+            Self::release_held(&mut st);
+            Self::rebalance(&mut st);
+        }
     }
 
-    /// The consumer with credit and the fewest unsettled deliveries; among equals, the
-    /// next in rotation (presettled traffic has no unsettled count to go by).
-    fn pick(st: &mut State) -> Option<usize> {
+    /// The consumer `reach` allows with credit and the fewest unsettled deliveries; among
+    /// equals, the next in rotation (presettled traffic has no unsettled count to go by).
+    fn pick(st: &mut State, reach: Reach) -> Option<usize> {
         let n = st.consumers.len();
         let mut best: Option<(usize, u32)> = None;
         for i in 0..n {
             let idx = (st.next_consumer + i) % n;
             let c = &st.consumers[idx];
-            if c.credit.available() > 0 && best.is_none_or(|(_, u)| c.unsettled < u) {
+            if c.reaches(reach) && c.available() > 0 && best.is_none_or(|(_, u)| c.unsettled < u) {
                 best = Some((idx, c.unsettled));
             }
         }
@@ -248,7 +341,8 @@ impl Anycast {
         st.next_token += 1;
         let c = &mut st.consumers[idx];
         c.credit.dispatched = c.credit.dispatched.wrapping_add(1);
-        let settled = c.presettled || reply.is_none();
+        // a remote consumer's node always settles: that is what frees its room
+        let settled = c.remote.is_none() && (c.presettled || reply.is_none());
         c.outbox.push(Command::Deliver {
             link: c.link,
             msg,
@@ -265,30 +359,46 @@ impl Anycast {
         }
         c.unsettled += 1;
         let key = c.key;
+        let nobody_waits = reply.is_none();
         st.inflight.insert(token, (key, reply));
+        if nobody_waits {
+            return Forwarded::Accepted;
+        }
         Forwarded::Pending
     }
 
     fn release_held(st: &mut State) {
-        while !st.held.is_empty() {
-            let Some(idx) = Self::pick(st) else { break };
-            let Some((msg, reply)) = st.held.pop_front() else {
+        while let Some(&(_, _, reach)) = st.held.front() {
+            let Some(idx) = Self::pick(st, reach) else {
+                break;
+            };
+            let Some((msg, reply, _)) = st.held.pop_front() else {
                 break;
             };
             Self::deliver(st, idx, msg, reply, true);
         }
     }
 
-    /// Shares the consumers' unused credit among the producers.
+    /// Tells the mesh what this node's own consumers can take, when that moved enough.
+    fn advertise(st: &mut State) {
+        let Some(adv) = st.advertised.as_mut().filter(|a| a.live()) else {
+            return;
+        };
+        let mut local = None;
+        for c in st.consumers.iter().filter(|c| c.remote.is_none()) {
+            *local.get_or_insert(0u64) += c.credit.available() as u64;
+        }
+        let level = local.map(|l| level_of(l.saturating_sub(st.held.len() as u64)));
+        adv.update(level);
+    }
+
+    /// Shares the consumers' unused credit among the producers, and tells the mesh.
     fn rebalance(st: &mut State) {
+        Self::advertise(st);
         if st.producers.is_empty() {
             return;
         }
-        let available: u64 = st
-            .consumers
-            .iter()
-            .map(|c| c.credit.available() as u64)
-            .sum();
+        let available: u64 = st.consumers.iter().map(|c| c.available() as u64).sum();
         let available = available.saturating_sub(st.held.len() as u64);
         let n = st.producers.len() as u64;
         let share = if available == 0 {

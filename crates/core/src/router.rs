@@ -11,6 +11,7 @@ use crate::anycast::Forwarded;
 use crate::link::{Handle, Refusal, Verdict};
 use crate::outbox::{Later, Outbox};
 use crate::queue::{MakeOnDurable, OnDurable, Prepared, Queue, Stored, Written};
+use crate::remote::Reach;
 use crate::tenant::{Op, Tenant, User};
 use crate::topic::{Countdown, Topic};
 use std::cell::Cell;
@@ -27,6 +28,10 @@ pub enum Target<'a> {
     Named(&'a str, AddressKind),
     /// The anonymous relay: the message's own `to`, created as a queue on first use.
     To,
+    /// A message another node forwarded through the mesh, for an address this node has
+    /// (never created, never checked against a user: the node it entered at did that),
+    /// to the consumers `Reach` allows.
+    Mesh(&'a str, Reach),
 }
 
 /// The link a message arrived on: its credit is accounted, it is told to wait when the
@@ -156,6 +161,13 @@ impl Tenant {
                 Ok(Some(to)) if !to.is_empty() => (std::borrow::Cow::Owned(to), AddressKind::Queue),
                 _ => return Err(Refusal::NoAddress),
             },
+            // direct addresses only, until brokers sit behind the mesh
+            Target::Mesh(name, _) => {
+                return match self.lookup(name) {
+                    Some(a @ (Address::Anycast(_) | Address::Multicast(_))) => Ok(a),
+                    _ => Err(Refusal::NotFound),
+                }
+            }
         };
         if !Self::permits(user, Op::Send, &name) {
             return Err(Refusal::NotPermitted);
@@ -188,6 +200,10 @@ impl Tenant {
             Ok(a) => a,
             Err(r) => return Published::refused(r),
         };
+        let reach = match to {
+            Target::Mesh(_, reach) => reach,
+            _ => Reach::Any,
+        };
         let pending = Pending {
             from,
             wants: !matches!(reply, Reply::None),
@@ -199,7 +215,7 @@ impl Tenant {
             Address::Anycast(a) => {
                 let from = pending.from.map(|p| (p.outbox, p.link));
                 let wants = pending.wants;
-                match a.publish(from, msg, pending.later()) {
+                match a.publish(from, msg, pending.later(), reach) {
                     Forwarded::Accepted => Published::now(Verdict::Accepted),
                     Forwarded::Pending if wants => Published {
                         verdict: None,

@@ -151,6 +151,8 @@ pub struct Tenant {
     denied_filters: Vec<String>,
     /// Where the tenant's addresses read time and arm timers.
     clock: SharedClock,
+    /// Where its direct addresses tell the mesh of their consumers (empty outside one).
+    advertiser: crate::remote::AdvertiserSlot,
 }
 
 /// Called with each topic created in a tenant, after it is in the address table.
@@ -208,7 +210,29 @@ impl Tenant {
             retained: std::sync::Mutex::new(std::collections::BTreeMap::new()),
             denied_filters: Vec::new(),
             clock,
+            advertiser: Default::default(),
         }
+    }
+
+    /// Joins the node's mesh: from now on the tenant's anycast addresses (those that
+    /// exist already too) tell `advertiser` what consumers this node has for them. Set
+    /// once; a second call changes nothing and says so.
+    pub fn advertise_to(&self, advertiser: Arc<dyn crate::remote::Advertiser>) -> bool {
+        let first = self.advertiser.set(advertiser).is_ok();
+        if first {
+            // addresses created before: tell what they have now
+            for a in self
+                .addresses
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+            {
+                if let Address::Anycast(a) = a {
+                    a.readvertise();
+                }
+            }
+        }
+        first
     }
 
     /// The clock the tenant's addresses read time from (adapters that report a message's
@@ -660,7 +684,11 @@ impl Tenant {
                             .with_memory_limit(memory_limit)
                             .with_journal(self.journal.clone(), &self.name),
                     )),
-                    AddressKind::Anycast => Address::Anycast(Arc::new(Anycast::new(name))),
+                    AddressKind::Anycast => Address::Anycast(Arc::new(Anycast::advertised(
+                        name,
+                        &self.name,
+                        self.advertiser.clone(),
+                    ))),
                     AddressKind::Multicast => Address::Multicast(Arc::new(Multicast::new(name))),
                 }
             })

@@ -129,7 +129,7 @@ impl Staged {
         for (address, msg) in self.direct {
             match address {
                 Address::Anycast(a) => {
-                    a.publish(None, msg, None);
+                    a.publish(None, msg, None, crate::remote::Reach::Any);
                 }
                 Address::Multicast(m) => {
                     m.publish(None, msg);
