@@ -32,7 +32,7 @@ THRONG_BIN = Path(os.environ.get("THRONG_BIN", REPO_ROOT / "target" / "release" 
 
 STARTUP_TIMEOUT = 20.0  # seconds until the `listening amqp` line must appear
 SHUTDOWN_TIMEOUT = 15.0  # seconds from SIGTERM until the process must have exited
-LISTENING_RE = re.compile(r"^listening (amqp|mqtt|http) 127\.0\.0\.1:(\d+)\s*$")
+LISTENING_RE = re.compile(r"^listening (amqp|mqtt|http|inter-router) 127\.0\.0\.1:(\d+)\s*$")
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 
 DEFAULT_CONFIG = """\
@@ -98,9 +98,14 @@ permissions = [{ pattern = "*", ops = ["send", "recv"] }]
 class ThrongServer:
     """One `throng serve` child process."""
 
-    def __init__(self, workdir: Path, config_text: str, name: str, data_dir: Path = None):
+    def __init__(self, workdir: Path, config_text: str, name: str, data_dir: Path = None,
+                 extra_args=()):
         """data_dir: an existing (or new) data directory to reuse, e.g. one a previous
-        server ran on; by default a fresh `<name>-data` under workdir."""
+        server ran on; by default a fresh `<name>-data` under workdir. extra_args: more
+        `throng serve` flags (a mesh node's --node-id, --inter-router, --connect); with
+        --inter-router the start also waits for `listening inter-router` (.inter_router_port)."""
+        self.extra_args = list(extra_args)
+        self.inter_router_port = None
         self.workdir = workdir
         self.name = name
         self.config_path = workdir / f"{name}.toml"
@@ -134,6 +139,7 @@ class ThrongServer:
             "--amqp", "127.0.0.1:0",
             "--mqtt", "127.0.0.1:0",
             "--http", "127.0.0.1:0",
+            *self.extra_args,
         ]
         env = dict(os.environ)
         env.setdefault("RUST_BACKTRACE", "1")
@@ -145,7 +151,10 @@ class ThrongServer:
         reader = threading.Thread(target=self._read_stdout, daemon=True)
         reader.start()
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        while None in (self.port, self.mqtt_port, self.http_port):
+        wanted = ["port", "mqtt_port", "http_port"]
+        if "--inter-router" in self.extra_args:
+            wanted.append("inter_router_port")
+        while any(getattr(self, w) is None for w in wanted):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._abort()
@@ -165,7 +174,8 @@ class ThrongServer:
                             f"\nstdout: {self.stdout_lines!r}\n{self.log_tail()}", pytrace=False)
             m = LISTENING_RE.match(line)
             if m:
-                setattr(self, {"amqp": "port", "mqtt": "mqtt_port", "http": "http_port"}[m.group(1)],
+                setattr(self, {"amqp": "port", "mqtt": "mqtt_port", "http": "http_port",
+                               "inter-router": "inter_router_port"}[m.group(1)],
                         int(m.group(2)))
         return self
 
@@ -264,8 +274,9 @@ def throng(tmp_path, request):
     """Factory: throng(config_text) starts a server and returns it (stopped at teardown)."""
     servers = []
 
-    def start(config_text=DEFAULT_CONFIG, name=None):
-        srv = ThrongServer(tmp_path, config_text, name or f"throng{len(servers)}")
+    def start(config_text=DEFAULT_CONFIG, name=None, extra_args=(), data_dir=None):
+        srv = ThrongServer(tmp_path, config_text, name or f"throng{len(servers)}",
+                           data_dir=data_dir, extra_args=extra_args)
         servers.append(srv)
         return srv.start()
 

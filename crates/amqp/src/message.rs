@@ -174,8 +174,40 @@ impl Message {
         &self,
         keys: [&str; N],
     ) -> Result<[Option<Value>; N], DecodeError> {
+        self.find_in(self.sections.message_annotations, keys)
+    }
+
+    /// The values of the delivery annotations named `keys` (symbols), like
+    /// [`Message::find_annotations`]: what the node that sent this message on one hop told
+    /// the next (the mesh's routing of a forwarded message).
+    pub fn find_delivery_annotations<const N: usize>(
+        &self,
+        keys: [&str; N],
+    ) -> Result<[Option<Value>; N], DecodeError> {
+        self.find_in(self.sections.delivery_annotations, keys)
+    }
+
+    /// The message as the next hop is sent it, in two pieces: everything before and
+    /// everything after its delivery annotations — where a node puts its own for the
+    /// next hop, if it has any. Delivery annotations are meant for one hop (part 3
+    /// §3.2.2), so a node passes on none it received. Without any, the split is where
+    /// they would go: after the header.
+    pub fn hop_parts(&self) -> [&[u8]; 2] {
+        let (start, end) = match (self.sections.delivery_annotations, self.sections.header) {
+            (Some((start, end)), _) => (start as usize, end as usize),
+            (None, Some((_, h))) => (h as usize, h as usize),
+            (None, None) => (0, 0),
+        };
+        [&self.bytes[..start], &self.bytes[end..]]
+    }
+
+    fn find_in<const N: usize>(
+        &self,
+        section: Option<(u32, u32)>,
+        keys: [&str; N],
+    ) -> Result<[Option<Value>; N], DecodeError> {
         let mut out = [const { None }; N];
-        let Some(r) = self.sections.message_annotations else {
+        let Some(r) = section else {
             return Ok(out);
         };
         let mut d = Decoder::window(&self.bytes, range(r));
@@ -320,12 +352,19 @@ impl Message {
         })
     }
 
-    /// The message with `header` in place of its header section: returns the new header's
-    /// encoding and the original bytes that follow the old header, to be sent in sequence.
+    /// The message with `header` in place of its header section, for the next hop:
+    /// returns the new header's encoding and the original bytes that follow the old
+    /// header and the delivery annotations (which were for this hop only, see
+    /// [`Message::hop_parts`]), to be sent in sequence.
     pub fn with_header(&self, header: &Header) -> (BytesMut, Bytes) {
         let mut h = BytesMut::with_capacity(24);
         header.encode(&mut h);
-        let rest_start = self.sections.header.map(|r| r.1 as usize).unwrap_or(0);
+        let rest_start = self
+            .sections
+            .delivery_annotations
+            .or(self.sections.header)
+            .map(|r| r.1 as usize)
+            .unwrap_or(0);
         (h, self.bytes.slice(rest_start..))
     }
 

@@ -1,9 +1,15 @@
 //! Direct multicast: each message goes, presettled, to every consumer attached now. A
 //! consumer without credit misses the message (counted), so a slow consumer never holds
 //! up the others; producers get credit while at least one consumer is attached.
+//!
+//! Another node with consumers takes part as one *remote* consumer (registered by the
+//! mesh, see [`crate::remote`]): it gets one presettled copy, which its connection
+//! forwards to that node for its own consumers; what this node's consumers are is
+//! advertised to the mesh.
 
 use crate::link::{ConsumerKey, CreditWindow, Handle};
 use crate::outbox::{Command, Outbox};
+use crate::remote::{level_of, Advertised, AdvertiserSlot, Reach};
 use std::sync::{Arc, Mutex, MutexGuard};
 use throng_amqp::message::Message;
 
@@ -15,6 +21,22 @@ struct Consumer {
     outbox: Arc<Outbox>,
     link: Handle,
     credit: CreditWindow,
+    /// Another node's consumers: a copy each time, its connection's window bounds it.
+    remote: bool,
+}
+
+impl Consumer {
+    fn reaches(&self, reach: Reach) -> bool {
+        match reach {
+            Reach::Any => true,
+            Reach::Local => !self.remote,
+            Reach::Via(key) => self.key == key,
+        }
+    }
+
+    fn can_take(&self) -> bool {
+        self.remote || self.credit.available() > 0
+    }
 }
 
 #[derive(Default)]
@@ -23,6 +45,8 @@ struct State {
     producers: Vec<(Arc<Outbox>, Handle, u32)>,
     dropped: u64,
     next_token: u64,
+    /// What the mesh was told of this node's consumers (none outside a mesh).
+    advertised: Option<Advertised>,
 }
 
 /// A multicast address.
@@ -40,6 +64,20 @@ impl Multicast {
         }
     }
 
+    /// A multicast address of `tenant` whose consumers are advertised to the mesh once
+    /// the node joins one (`slot`).
+    pub fn advertised(name: impl Into<String>, tenant: &str, slot: AdvertiserSlot) -> Self {
+        let m = Self::new(name);
+        m.lock().advertised = Some(Advertised::new(slot, tenant, &m.name));
+        m
+    }
+
+    /// Tells the advertiser what this node's consumers are now (it was set after the
+    /// address was created).
+    pub(crate) fn readvertise(&self) {
+        Self::advertise(&mut self.lock());
+    }
+
     /// The address name.
     pub fn name(&self) -> &str {
         &self.name
@@ -49,9 +87,9 @@ impl Multicast {
         crate::sync::lock(&self.state)
     }
 
-    /// Number of attached consumers.
+    /// Number of attached consumers of this node (remote ones not counted).
     pub fn consumer_count(&self) -> usize {
-        self.lock().consumers.len()
+        self.lock().consumers.iter().filter(|c| !c.remote).count()
     }
 
     /// Copies dropped because a consumer had no credit.
@@ -75,6 +113,16 @@ impl Multicast {
 
     /// Registers a consumer.
     pub fn add_consumer(&self, outbox: Arc<Outbox>, link: Handle) -> ConsumerKey {
+        self.push_consumer(outbox, link, false)
+    }
+
+    /// Registers the consumers of another node, reached through `outbox` (an
+    /// inter-router connection's) under `link`.
+    pub fn add_remote(&self, outbox: Arc<Outbox>, link: Handle) -> ConsumerKey {
+        self.push_consumer(outbox, link, true)
+    }
+
+    fn push_consumer(&self, outbox: Arc<Outbox>, link: Handle, remote: bool) -> ConsumerKey {
         let key = ConsumerKey::fresh();
         let mut st = self.lock();
         st.consumers.push(Consumer {
@@ -82,6 +130,7 @@ impl Multicast {
             outbox,
             link,
             credit: CreditWindow::new(),
+            remote,
         });
         Self::rebalance(&mut st);
         key
@@ -104,19 +153,25 @@ impl Multicast {
                 c.outbox.push(Command::Drained { link: c.link });
             }
         }
+        Self::advertise(&mut st);
     }
 
-    /// Sends a copy to every consumer with credit; returns how many got one (0 means no
-    /// consumer was attached or none could take it). `from` is the producer (its outbox
-    /// and link, for its credit; none for a will).
-    pub(crate) fn publish(&self, from: Option<(&Arc<Outbox>, Handle)>, msg: Message) -> usize {
+    /// Sends a copy to every consumer `reach` allows that has credit; returns how many
+    /// got one (0 means no consumer was attached or none could take it). `from` is the
+    /// producer (its outbox and link, for its credit; none for a will).
+    pub(crate) fn publish(
+        &self,
+        from: Option<(&Arc<Outbox>, Handle)>,
+        msg: Message,
+        reach: Reach,
+    ) -> usize {
         let mut st = self.lock();
         let mut sent = 0;
         let mut dropped = 0;
         let token = st.next_token;
         st.next_token += 1;
-        for c in st.consumers.iter_mut() {
-            if c.credit.available() > 0 {
+        for c in st.consumers.iter_mut().filter(|c| c.reaches(reach)) {
+            if c.can_take() {
                 c.credit.dispatched = c.credit.dispatched.wrapping_add(1);
                 c.outbox.push(Command::Deliver {
                     link: c.link,
@@ -145,7 +200,20 @@ impl Multicast {
         sent
     }
 
+    /// Tells the mesh what this node's own consumers can take, when that moved enough.
+    fn advertise(st: &mut State) {
+        let Some(adv) = st.advertised.as_mut().filter(|a| a.live()) else {
+            return;
+        };
+        let mut local = None;
+        for c in st.consumers.iter().filter(|c| !c.remote) {
+            *local.get_or_insert(0u64) += c.credit.available() as u64;
+        }
+        adv.update(local.map(level_of));
+    }
+
     fn rebalance(st: &mut State) {
+        Self::advertise(st);
         let open = !st.consumers.is_empty();
         for (outbox, link, granted) in st.producers.iter_mut() {
             if !open && *granted > 0 {

@@ -228,7 +228,7 @@ impl Tenant {
             }
             Address::Multicast(m) => {
                 let from = pending.from.map(|p| (p.outbox, p.link));
-                match m.publish(from, msg) {
+                match m.publish(from, msg, reach) {
                     0 => Published::now(Verdict::Released),
                     _ => Published::now(Verdict::Accepted),
                 }

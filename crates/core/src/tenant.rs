@@ -214,7 +214,7 @@ impl Tenant {
         }
     }
 
-    /// Joins the node's mesh: from now on the tenant's anycast addresses (those that
+    /// Joins the node's mesh: from now on the tenant's direct addresses (those that
     /// exist already too) tell `advertiser` what consumers this node has for them. Set
     /// once; a second call changes nothing and says so.
     pub fn advertise_to(&self, advertiser: Arc<dyn crate::remote::Advertiser>) -> bool {
@@ -227,8 +227,10 @@ impl Tenant {
                 .unwrap_or_else(|e| e.into_inner())
                 .values()
             {
-                if let Address::Anycast(a) = a {
-                    a.readvertise();
+                match a {
+                    Address::Anycast(a) => a.readvertise(),
+                    Address::Multicast(m) => m.readvertise(),
+                    _ => {}
                 }
             }
         }
@@ -650,49 +652,51 @@ impl Tenant {
             .unwrap_or(crate::queue::DEFAULT_MEMORY_LIMIT);
         let mut created = false;
         let mut map = self.addresses.write().unwrap_or_else(|e| e.into_inner());
-        let address = map
-            .entry(name.to_string())
-            .or_insert_with(|| {
-                created = true;
-                match kind {
-                    AddressKind::Queue => {
-                        let mut q = Queue::new(name, dead_letter)
-                            .with_max_bytes(max_bytes)
-                            .with_memory_limit(memory_limit)
-                            .with_expiry_queue(expiry)
-                            .with_clock(self.clock.clone())
-                            .with_persistence(Self::persistence_for(
-                                &self.journal,
-                                &self.name,
-                                name,
-                            ));
-                        if let Some(n) = opts.max_delivery_attempts {
-                            q = q.with_max_delivery_attempts(n);
+        let address =
+            map.entry(name.to_string())
+                .or_insert_with(|| {
+                    created = true;
+                    match kind {
+                        AddressKind::Queue => {
+                            let mut q = Queue::new(name, dead_letter)
+                                .with_max_bytes(max_bytes)
+                                .with_memory_limit(memory_limit)
+                                .with_expiry_queue(expiry)
+                                .with_clock(self.clock.clone())
+                                .with_persistence(Self::persistence_for(
+                                    &self.journal,
+                                    &self.name,
+                                    name,
+                                ));
+                            if let Some(n) = opts.max_delivery_attempts {
+                                q = q.with_max_delivery_attempts(n);
+                            }
+                            if let Some(ms) = opts.redelivery_delay_ms {
+                                q = q.with_redelivery_delay(ms);
+                            }
+                            if let Some(r) = opts.reject_when_full {
+                                q = q.with_reject_when_full(r);
+                            }
+                            Address::Queue(q.into_arc())
                         }
-                        if let Some(ms) = opts.redelivery_delay_ms {
-                            q = q.with_redelivery_delay(ms);
-                        }
-                        if let Some(r) = opts.reject_when_full {
-                            q = q.with_reject_when_full(r);
-                        }
-                        Address::Queue(q.into_arc())
+                        AddressKind::Topic => Address::Topic(Arc::new(
+                            Topic::new(name)
+                                .with_clock(self.clock.clone())
+                                .with_max_bytes(max_bytes)
+                                .with_memory_limit(memory_limit)
+                                .with_journal(self.journal.clone(), &self.name),
+                        )),
+                        AddressKind::Anycast => Address::Anycast(Arc::new(Anycast::advertised(
+                            name,
+                            &self.name,
+                            self.advertiser.clone(),
+                        ))),
+                        AddressKind::Multicast => Address::Multicast(Arc::new(
+                            Multicast::advertised(name, &self.name, self.advertiser.clone()),
+                        )),
                     }
-                    AddressKind::Topic => Address::Topic(Arc::new(
-                        Topic::new(name)
-                            .with_clock(self.clock.clone())
-                            .with_max_bytes(max_bytes)
-                            .with_memory_limit(memory_limit)
-                            .with_journal(self.journal.clone(), &self.name),
-                    )),
-                    AddressKind::Anycast => Address::Anycast(Arc::new(Anycast::advertised(
-                        name,
-                        &self.name,
-                        self.advertiser.clone(),
-                    ))),
-                    AddressKind::Multicast => Address::Multicast(Arc::new(Multicast::new(name))),
-                }
-            })
-            .clone();
+                })
+                .clone();
         drop(map);
         if let (true, Address::Topic(t)) = (created, &address) {
             let watchers: Vec<TopicWatcher> = crate::sync::lock(&self.topic_watchers)

@@ -132,7 +132,7 @@ impl Staged {
                     a.publish(None, msg, None, crate::remote::Reach::Any);
                 }
                 Address::Multicast(m) => {
-                    m.publish(None, msg);
+                    m.publish(None, msg, crate::remote::Reach::Any);
                 }
                 Address::Queue(_) | Address::Topic(_) => {}
             }

@@ -274,3 +274,45 @@ fn addresses_created_before_the_mesh_tell_it_what_they_have() {
         &[("acme".to_string(), "early".to_string(), Some(8))]
     );
 }
+
+#[test]
+fn a_multicast_copy_goes_once_to_each_remote_node_and_from_the_mesh_only_locally() {
+    let tenant = Tenant::new("acme", false, Vec::new());
+    let heard = Arc::new(Heard::default());
+    let Address::Multicast(m) = tenant.create("news", AddressKind::Multicast) else {
+        unreachable!()
+    };
+    tenant.advertise_to(heard.clone());
+    let (mesh_a, mesh_b, local) = (
+        Arc::new(Outbox::new()),
+        Arc::new(Outbox::new()),
+        Arc::new(Outbox::new()),
+    );
+    let a = m.add_remote(mesh_a.clone(), REMOTE);
+    m.add_remote(mesh_b.clone(), REMOTE);
+    assert!(
+        heard.levels().is_empty(),
+        "remote members are not re-advertised"
+    );
+    let c = m.add_consumer(local.clone(), LOCAL);
+    m.flow(c, 10, false);
+    assert_eq!(heard.levels(), vec![Some(0), Some(8)]);
+
+    let to = |reach| {
+        tenant
+            .publish(msg(), Target::Mesh("news", reach), None, Reply::None, None)
+            .verdict
+    };
+    assert_eq!(to(Reach::Any), Some(Verdict::Accepted));
+    for o in [&mesh_a, &mesh_b, &local] {
+        let d = deliveries(&commands(o));
+        assert_eq!(d.len(), 1, "one copy each");
+        assert!(d[0].2, "presettled");
+    }
+    to(Reach::Local);
+    assert_eq!(deliveries(&commands(&local)).len(), 1);
+    assert!(commands(&mesh_a).is_empty() && commands(&mesh_b).is_empty());
+    to(Reach::Via(a));
+    assert_eq!(deliveries(&commands(&mesh_a)).len(), 1);
+    assert!(commands(&local).is_empty() && commands(&mesh_b).is_empty());
+}

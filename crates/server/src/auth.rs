@@ -81,6 +81,14 @@ pub fn authenticate(
     }
 }
 
+/// Whether SASL ANONYMOUS with this SASL `hostname` leaves the tenant to the open
+/// frame's hostname: it names no tenant and the node has no default one (proton sends
+/// the virtual host only in the open). The open then decides, as for a client without
+/// SASL ([`anonymous_without_sasl`]).
+pub fn anonymous_waits_for_open(node: &Node, hostname: Option<&str>) -> bool {
+    hostname.and_then(|h| node.tenant(h)).is_none() && node.default_tenant().is_none()
+}
+
 /// The tenant of a client that skipped SASL: the one named by its open hostname, else
 /// the default tenant; only when that tenant admits anonymous clients.
 pub fn anonymous_without_sasl(node: &Node, hostname: Option<&str>) -> Result<Principal, String> {

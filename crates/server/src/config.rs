@@ -19,6 +19,53 @@ pub struct Config {
     pub mqtt: MqttConfig,
     #[serde(default)]
     pub tenant: Vec<TenantConfig>,
+    /// This node's place in a mesh (`[node]`).
+    pub node: Option<NodeConfig>,
+    /// The mesh it joins (`[mesh]`, `[[mesh.connect]]`).
+    pub mesh: Option<MeshConfig>,
+}
+
+/// `[node]`: who this node is in a mesh.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Unique in the mesh.
+    pub id: Option<String>,
+    /// `standalone` (the default without a mesh), `router` (the default with one),
+    /// `broker`, `edge`.
+    pub role: Option<String>,
+}
+
+/// `[mesh]`: how this node reaches the others.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeshConfig {
+    /// The secret the nodes of one mesh prove to each other (SASL PLAIN on the
+    /// inter-router connections); optional only while every inter-router listener and
+    /// connection is on loopback.
+    pub secret: Option<String>,
+    /// Interval between hellos, ms (default 250).
+    pub hello_interval_ms: Option<u64>,
+    /// Silence after which a neighbour is dead, ms (default 750).
+    pub dead_after_ms: Option<u64>,
+    /// Nodes this one dials.
+    #[serde(default)]
+    pub connect: Vec<ConnectConfig>,
+}
+
+/// One `[[mesh.connect]]`: a node to dial, and the cost of the connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectConfig {
+    /// HOST:PORT of its inter-router listener.
+    pub address: String,
+    /// The connection's cost in routing (default 1).
+    #[serde(default = "one")]
+    pub cost: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// MQTT settings for the whole node (`[mqtt]`).
@@ -56,6 +103,8 @@ pub struct Listeners {
     pub mqtt: Option<String>,
     pub mqtts: Option<String>,
     pub http: Option<String>,
+    /// Other nodes of the mesh connect here (never ordinary clients).
+    pub inter_router: Option<String>,
 }
 
 /// One tenant.

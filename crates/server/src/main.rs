@@ -4,6 +4,7 @@ mod amqp;
 mod auth;
 mod config;
 mod http;
+mod mesh;
 mod mqtt;
 mod recovery;
 mod serve;
@@ -27,7 +28,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Commands {
-    /// Run a standalone node (router and broker in one process).
+    /// Run a node: standalone (router and broker in one process), or a router of a mesh.
     Serve {
         /// TOML config file.
         #[arg(long)]
@@ -48,6 +49,18 @@ enum Commands {
         /// (each reported). Without it the node refuses to start.
         #[arg(long)]
         skip_corrupt_journal: bool,
+        /// This node's id in a mesh (unique in it).
+        #[arg(long)]
+        node_id: Option<String>,
+        /// standalone (default without a mesh), router (default with one), broker, edge.
+        #[arg(long)]
+        role: Option<String>,
+        /// Inter-router listener address: other nodes of the mesh connect here.
+        #[arg(long)]
+        inter_router: Option<String>,
+        /// A node to connect to, HOST:PORT or HOST:PORT,COST (repeatable).
+        #[arg(long)]
+        connect: Vec<String>,
     },
     /// Measure an AMQP 1.0 or MQTT server: throughput, latency, server CPU per message,
     /// idle connections.
@@ -73,6 +86,10 @@ fn main() -> ExitCode {
             mqtt,
             http,
             skip_corrupt_journal,
+            node_id,
+            role,
+            inter_router,
+            connect,
         } => {
             let cfg = match config {
                 Some(path) => match config::Config::load(&path) {
@@ -95,6 +112,12 @@ fn main() -> ExitCode {
                     mqtt,
                     http,
                     skip_corrupt_journal,
+                    mesh: mesh::settings::MeshFlags {
+                        node_id,
+                        role,
+                        inter_router,
+                        connect,
+                    },
                 },
             ))
         }
@@ -110,6 +133,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Locks a mutex, taking the value over from a thread that panicked while holding it
+/// (what it guards stays consistent between statements).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The multi-threaded runtime, with `workers` threads (default: tokio's, one per core,

@@ -22,10 +22,13 @@ pub struct ServeOverrides {
     pub http: Option<String>,
     /// Skip corrupt journal records instead of refusing to start.
     pub skip_corrupt_journal: bool,
+    /// `--node-id`, `--role`, `--inter-router`, `--connect`.
+    pub mesh: crate::mesh::settings::MeshFlags,
 }
 
 /// Runs a standalone node until a termination signal; `Ok` means a clean stop.
 pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), String> {
+    let mesh_settings = crate::mesh::MeshSettings::from(&config, &overrides.mesh)?;
     let data_dir = overrides
         .data_dir
         .clone()
@@ -66,6 +69,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
     let named = overrides.amqp.is_some()
         || overrides.mqtt.is_some()
         || overrides.http.is_some()
+        || overrides.mesh.inter_router.is_some()
         || config.listeners.is_some();
     let from_file = config.listeners.clone().unwrap_or_default();
     let listeners = if named {
@@ -75,6 +79,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
             mqtt: overrides.mqtt.clone().or(from_file.mqtt),
             mqtts: from_file.mqtts,
             http: overrides.http.clone().or(from_file.http),
+            inter_router: None,
         }
     } else {
         Listeners {
@@ -98,6 +103,23 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
     // wills of connections the last run lost: published now, or after their delay
     let stored_wills = metadata.wills().map_err(|e| e.to_string())?;
     mqtt_sessions.restore_wills(crate::wills::read_stored(&node, &stored_wills));
+    let mesh = mesh_settings.map(|s| {
+        info!(
+            node = s.id.as_str(),
+            role = s.role.as_str(),
+            "joining the mesh"
+        );
+        (s.listen.clone(), crate::mesh::Mesh::start(node.clone(), s))
+    });
+    if let Some((Some(addr), mesh)) = &mesh {
+        let listener = open_listener("inter-router", addr).await?;
+        let mesh = mesh.clone();
+        tasks.push(tokio::spawn(accept_loop(
+            "inter-router",
+            listener,
+            move |stream, peer| mesh.clone().accept(stream, peer),
+        )));
+    }
     if let Some(addr) = &listeners.amqp {
         let listener = open_listener("amqp", addr).await?;
         let (node, limits) = (node.clone(), ConnectionLimits::default());
@@ -124,9 +146,10 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
             listener,
             node.clone(),
             mqtt_sessions.clone(),
+            mesh.as_ref().map(|(_, m)| m.clone()),
         )));
     }
-    if tasks.is_empty() {
+    if tasks.is_empty() && mesh.is_none() {
         return Err("no listener to open".into());
     }
     info!(data_dir = %data_dir.display(), "node running");

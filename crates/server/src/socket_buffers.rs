@@ -86,6 +86,15 @@ impl SocketBuffers {
     }
 }
 
+/// Sleeps until `deadline` (an engine's next timer), or for ever without one: the timer
+/// arm of every connection task's `select!`.
+pub async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

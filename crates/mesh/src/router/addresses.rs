@@ -170,6 +170,11 @@ impl Router {
         }
     }
 
+    /// Every address some other node advertises consumers for (reachable or not).
+    pub fn remote_addresses(&self) -> impl Iterator<Item = &AddressKey> {
+        self.index.keys()
+    }
+
     /// The other nodes this node can reach that have consumers for `key`, with their
     /// advertised credit and the way there: where an anycast message may go.
     pub fn destinations(&self, key: &AddressKey) -> Vec<Destination> {

@@ -9,6 +9,7 @@
 use super::links::{ConsumerLink, ProducerLink};
 use super::verdict::link as link_of;
 use crate::auth::{self, Principal};
+use crate::socket_buffers::sleep_until;
 use crate::socket_buffers::SocketBuffers;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -188,6 +189,16 @@ impl Conn {
                             self.principal = Some(p);
                             self.engine.sasl_outcome(true);
                         }
+                        Err(_)
+                            if mechanism.as_str() == "ANONYMOUS"
+                                && auth::anonymous_waits_for_open(
+                                    &self.node,
+                                    hostname.as_deref(),
+                                ) =>
+                        {
+                            // the open's hostname picks the tenant (see `Event::Opened`)
+                            self.engine.sasl_outcome(true);
+                        }
                         Err(reason) => {
                             warn!(conn = self.id, peer = %self.peer, mechanism = %mechanism, "authentication refused: {reason}");
                             self.engine.sasl_outcome(false);
@@ -306,12 +317,5 @@ impl Conn {
                 }
             }
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
-        None => std::future::pending().await,
     }
 }

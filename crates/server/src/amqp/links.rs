@@ -194,10 +194,10 @@ impl Conn {
                     let (head, rest) = msg.with_header(&h);
                     self.engine.send(link, &tag, &[&head, &rest], settled)
                 }
-                Err(_) => self.engine.send(link, &tag, &[msg.bytes()], settled),
+                Err(_) => self.engine.send(link, &tag, &msg.hop_parts(), settled),
             }
         } else {
-            self.engine.send(link, &tag, &[msg.bytes()], settled)
+            self.engine.send(link, &tag, &msg.hop_parts(), settled)
         };
         match result {
             Ok(id) => {

@@ -5,6 +5,6 @@ mod attach;
 mod connection;
 mod links;
 mod transactions;
-mod verdict;
+pub(crate) mod verdict;
 
 pub use connection::{serve_connection, ConnectionLimits};

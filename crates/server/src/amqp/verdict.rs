@@ -7,17 +7,17 @@ use throng_amqp::engine::LinkId;
 use throng_core::{ConsumerError, Handle, Outcome, Refusal, Verdict};
 
 /// The core's handle for an AMQP link (the same number).
-pub(super) fn handle(link: LinkId) -> Handle {
+pub(crate) fn handle(link: LinkId) -> Handle {
     Handle(link.0)
 }
 
 /// The AMQP link a core handle names.
-pub(super) fn link(handle: Handle) -> LinkId {
+pub(crate) fn link(handle: Handle) -> LinkId {
     LinkId(handle.0)
 }
 
 /// The error condition a refusal is told with.
-pub(super) fn refusal_condition(r: &Refusal) -> &'static str {
+pub(crate) fn refusal_condition(r: &Refusal) -> &'static str {
     match r {
         Refusal::Full | Refusal::TooLarge => condition::RESOURCE_LIMIT_EXCEEDED,
         Refusal::NotPermitted => condition::UNAUTHORIZED_ACCESS,
@@ -29,14 +29,14 @@ pub(super) fn refusal_condition(r: &Refusal) -> &'static str {
 }
 
 /// A `rejected` state with `condition` and `description`.
-pub(super) fn rejected(cond: &str, desc: impl Into<String>) -> DeliveryState {
+pub(crate) fn rejected(cond: &str, desc: impl Into<String>) -> DeliveryState {
     DeliveryState::Rejected(Rejected {
         error: Some(Error::new(cond, desc)),
     })
 }
 
 /// The delivery state a producer's delivery is settled with.
-pub(super) fn delivery_state(v: Verdict) -> DeliveryState {
+pub(crate) fn delivery_state(v: Verdict) -> DeliveryState {
     match v {
         Verdict::Accepted => DeliveryState::Accepted,
         Verdict::Released => DeliveryState::Released,
@@ -61,7 +61,7 @@ pub(super) fn delivery_state(v: Verdict) -> DeliveryState {
 }
 
 /// What a consumer's delivery state means to the core; `None` for non-terminal states.
-pub(super) fn outcome(state: &DeliveryState) -> Option<Outcome> {
+pub(crate) fn outcome(state: &DeliveryState) -> Option<Outcome> {
     Some(match state {
         DeliveryState::Accepted => Outcome::Accepted,
         DeliveryState::Released => Outcome::Released,

@@ -23,6 +23,47 @@ pub fn router() -> Router<AppState> {
             "/api/v1/tenants/{tenant}/addresses/{address}/messages",
             delete(purge_address),
         )
+        .route("/api/v1/mesh", get(show_mesh))
+}
+
+/// The mesh as this node sees it: its id and role, its inter-router connections, its
+/// routes, and the addresses other nodes have consumers for — with credentials, those
+/// of the caller's tenant it may view; without, those of tenants open to anonymous
+/// clients (401 when no tenant is). A standalone node answers with its role only.
+async fn show_mesh(
+    State(AppState { node, mesh, .. }): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<crate::mesh::Status>, ApiError> {
+    let creds = basic_credentials(&headers)?;
+    let principal = match &creds {
+        Some((u, p)) => Some(
+            auth::authenticate_password(&node, None, Some((u.as_str(), p.as_bytes()))).map_err(
+                |reason| {
+                    tracing::warn!("http: authentication refused: {reason}");
+                    ApiError(StatusCode::UNAUTHORIZED, reason)
+                },
+            )?,
+        ),
+        None if node.tenants().any(|t| !t.requires_auth()) => None,
+        None => {
+            return Err(ApiError(
+                StatusCode::UNAUTHORIZED,
+                "credentials required".into(),
+            ))
+        }
+    };
+    let Some(mesh) = mesh else {
+        return Ok(Json(crate::mesh::Status {
+            role: "standalone".into(),
+            ..Default::default()
+        }));
+    };
+    let mut status = mesh.status();
+    status.addresses.retain(|a| match &principal {
+        Some(p) => a.tenant == p.tenant.name() && p.may(Op::View, &a.address),
+        None => node.tenant(&a.tenant).is_some_and(|t| !t.requires_auth()),
+    });
+    Ok(Json(status))
 }
 
 /// An address as the API shows it.

@@ -6,6 +6,7 @@
 //! | `GET /api/v1/tenants/{tenant}/addresses`                 | view       | lists the tenant's addresses with their depth |
 //! | `GET /api/v1/tenants/{tenant}/addresses/{address}`       | view       | one address |
 //! | `DELETE /api/v1/tenants/{tenant}/addresses/{address}/messages` | manage | purges: removes every waiting message |
+//! | `GET /api/v1/mesh`                                       | (any user) | the mesh from here: node, role, connections, routes, the caller's tenant's addresses with consumers elsewhere |
 //! | `GET /mqtt` (WebSocket upgrade, subprotocol `mqtt`)      | (MQTT CONNECT) | an MQTT connection over WebSocket |
 //!
 //! Address names are percent-encoded in paths (`a%2Fb` for `a/b`). Authentication is
@@ -28,13 +29,24 @@ pub struct AppState {
     pub node: Arc<Node>,
     /// MQTT sessions, shared with the MQTT listener (one client id, one session).
     pub sessions: Arc<Sessions>,
+    /// The node's mesh, when it is in one.
+    pub mesh: Option<Arc<crate::mesh::Mesh>>,
 }
 
 /// Serves HTTP on `listener` until the task is aborted.
-pub async fn serve(listener: TcpListener, node: Arc<Node>, sessions: Arc<Sessions>) {
+pub async fn serve(
+    listener: TcpListener,
+    node: Arc<Node>,
+    sessions: Arc<Sessions>,
+    mesh: Option<Arc<crate::mesh::Mesh>>,
+) {
     let app = api::router()
         .merge(websocket::router())
-        .with_state(AppState { node, sessions });
+        .with_state(AppState {
+            node,
+            sessions,
+            mesh,
+        });
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
     if let Err(e) = axum::serve(listener, service).await {
         tracing::error!("http listener failed: {e}");

@@ -18,6 +18,7 @@ use super::bridge;
 use super::session::{self, Session, Sessions, SubscribeError};
 use super::source::DeliveryOptions;
 use crate::auth::{self, Principal};
+use crate::socket_buffers::sleep_until;
 use crate::socket_buffers::SocketBuffers;
 use crate::wills::Will;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -1165,13 +1166,6 @@ async fn waited(wait: &mut Option<Wait>) -> bool {
 async fn wait_changed(n: Option<&Notify>) {
     match n {
         Some(n) => n.notified().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
         None => std::future::pending().await,
     }
 }
