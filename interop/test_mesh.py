@@ -324,3 +324,24 @@ def test_a_killed_router_coming_back_takes_the_cheap_path_again(mesh, new_world)
     assert got.body == "again"
     got.accept()
     assert snd.settle_wait([d]) == [ACCEPTED]
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+def test_an_mqtt_publish_reaches_an_amqp_consumer_two_nodes_away(mesh, new_world, qos):
+    from test_mqtt import Client
+
+    r1, r2, r3 = line(mesh, 3)
+    world = new_world(r3.url)
+    rcv = world.receiver(world.connect(r3.url), "any1", credit=10)
+    mesh.wait_for(lambda: mesh.advertised("r1", "any1", "r3"), what="r3's consumer seen from r1")
+    device = Client(r1.mqtt_port)
+    try:
+        info = device.c.publish("any1", b"reading 42", qos=qos)
+        got = rcv.get()
+        assert got.message.body == b"reading 42"
+        got.accept()
+        if qos:
+            # the PUBACK waits for the consumer's accept, two nodes away
+            world.wait(info.is_published, timeout=10, what="the PUBACK")
+    finally:
+        device.close()

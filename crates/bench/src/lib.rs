@@ -96,6 +96,14 @@ pub struct BenchArgs {
     /// Ask for presettled deliveries on the consumer links.
     #[arg(long)]
     pub presettled_consumers: bool,
+    /// Where the consumers connect (AMQP; default `--url`): another node of a mesh, to
+    /// measure the path between two nodes.
+    #[arg(long)]
+    pub consumer_url: Option<String>,
+    /// More server processes whose CPU counts with `--server-pid`'s (the other nodes of
+    /// a mesh on the path; repeatable).
+    #[arg(long)]
+    pub also_pid: Vec<u32>,
     /// Instead of moving messages, open this many connections (AMQP: SASL, open, one
     /// session; MQTT: CONNECT, clean session, keep-alive off), hold them idle, and report
     /// the connect rate and the server's resident memory per connection. MQTT spreads
@@ -137,6 +145,11 @@ pub struct BenchArgs {
 }
 
 impl BenchArgs {
+    /// Where consumers connect: `--consumer-url`, else [`BenchArgs::url`].
+    pub fn consumer_url(&self) -> &str {
+        self.consumer_url.as_deref().unwrap_or_else(|| self.url())
+    }
+
     /// The server address: `--url`, or the protocol's default port on 127.0.0.1.
     pub fn url(&self) -> &str {
         match (&self.url, self.protocol) {
@@ -145,6 +158,16 @@ impl BenchArgs {
             (None, Protocol::Mqtt) => "127.0.0.1:1883",
         }
     }
+}
+
+/// The CPU time of `--server-pid` and every `--also-pid`, summed (`None` when any
+/// cannot be read).
+fn servers_cpu(args: &BenchArgs) -> Option<Duration> {
+    let mut total = cpu::process_cpu(args.server_pid?)?;
+    for pid in &args.also_pid {
+        total += cpu::process_cpu(*pid)?;
+    }
+    Some(total)
 }
 
 /// Runs a benchmark and prints its report.
@@ -252,7 +275,7 @@ pub async fn bench(args: &BenchArgs) -> Result<Report, String> {
     let mut consumer_conns = Vec::new();
     let expected = if args.consumers > 0 { args.count } else { 0 };
     for i in 0..args.consumers {
-        let conn = Connection::connect(args.url(), connect_options(args, "consumer", i))
+        let conn = Connection::connect(args.consumer_url(), connect_options(args, "consumer", i))
             .await
             .map_err(|e| e.to_string())?;
         let mut rx = conn
@@ -306,7 +329,7 @@ pub async fn bench(args: &BenchArgs) -> Result<Report, String> {
         }));
         consumer_conns.push(conn);
     }
-    let cpu_before = args.server_pid.and_then(cpu::process_cpu);
+    let cpu_before = servers_cpu(args);
     let self_before = cpu::process_cpu(std::process::id());
     let start = Instant::now();
     let counter = Arc::new(OutcomeCounter::default());
@@ -381,7 +404,7 @@ pub async fn bench(args: &BenchArgs) -> Result<Report, String> {
         latencies.extend(t.await.map_err(|e| e.to_string())?);
     }
     let seconds = start.elapsed().as_secs_f64();
-    let cpu_after = args.server_pid.and_then(cpu::process_cpu);
+    let cpu_after = servers_cpu(args);
     let self_after = cpu::process_cpu(std::process::id());
     let moved = received
         .load(Ordering::Relaxed)

@@ -392,6 +392,14 @@ fn writer_failure_is_reported() {
     assert!(matches!(err, StoreError::Io(_)), "{err}");
     assert!(err.to_string().contains("journal writer failed"), "{err}");
     assert!(j.append(enqueue("t/q", 1000, 1), None).is_err());
+    // the writer runs the failed callbacks after it reported the failure: wait for them
+    // (bounded) rather than racing them
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while durable.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed) < appended
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let (durable, failed) = (
         durable.load(Ordering::Relaxed),
         failed.load(Ordering::Relaxed),
