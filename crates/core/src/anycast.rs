@@ -10,7 +10,7 @@
 
 use crate::link::{ConsumerKey, CreditWindow, Handle, Outcome, Verdict};
 use crate::outbox::{Command, Later, Outbox};
-use crate::remote::{level_of, Advertised, AdvertiserSlot, Reach};
+use crate::remote::{Advertised, AdvertiserSlot, Reach};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use throng_amqp::message::Message;
@@ -52,11 +52,7 @@ impl Consumer {
     }
 
     fn reaches(&self, reach: Reach) -> bool {
-        match reach {
-            Reach::Any => true,
-            Reach::Local => self.remote.is_none(),
-            Reach::Via(key) => self.key == key,
-        }
+        reach.allows(self.key, self.remote.is_some())
     }
 }
 
@@ -381,15 +377,10 @@ impl Anycast {
 
     /// Tells the mesh what this node's own consumers can take, when that moved enough.
     fn advertise(st: &mut State) {
-        let Some(adv) = st.advertised.as_mut().filter(|a| a.live()) else {
-            return;
-        };
-        let mut local = None;
-        for c in st.consumers.iter().filter(|c| c.remote.is_none()) {
-            *local.get_or_insert(0u64) += c.credit.available() as u64;
+        if let Some(adv) = st.advertised.as_mut() {
+            let local = st.consumers.iter().filter(|c| c.remote.is_none());
+            adv.update(local.map(|c| c.credit.available()), st.held.len());
         }
-        let level = local.map(|l| level_of(l.saturating_sub(st.held.len() as u64)));
-        adv.update(level);
     }
 
     /// Shares the consumers' unused credit among the producers, and tells the mesh.

@@ -9,7 +9,7 @@
 
 use crate::link::{ConsumerKey, CreditWindow, Handle};
 use crate::outbox::{Command, Outbox};
-use crate::remote::{level_of, Advertised, AdvertiserSlot, Reach};
+use crate::remote::{Advertised, AdvertiserSlot, Reach};
 use std::sync::{Arc, Mutex, MutexGuard};
 use throng_amqp::message::Message;
 
@@ -27,11 +27,7 @@ struct Consumer {
 
 impl Consumer {
     fn reaches(&self, reach: Reach) -> bool {
-        match reach {
-            Reach::Any => true,
-            Reach::Local => !self.remote,
-            Reach::Via(key) => self.key == key,
-        }
+        reach.allows(self.key, self.remote)
     }
 
     fn can_take(&self) -> bool {
@@ -202,14 +198,10 @@ impl Multicast {
 
     /// Tells the mesh what this node's own consumers can take, when that moved enough.
     fn advertise(st: &mut State) {
-        let Some(adv) = st.advertised.as_mut().filter(|a| a.live()) else {
-            return;
-        };
-        let mut local = None;
-        for c in st.consumers.iter().filter(|c| !c.remote) {
-            *local.get_or_insert(0u64) += c.credit.available() as u64;
+        if let Some(adv) = st.advertised.as_mut() {
+            let local = st.consumers.iter().filter(|c| !c.remote);
+            adv.update(local.map(|c| c.credit.available()), 0);
         }
-        adv.update(local.map(level_of));
     }
 
     fn rebalance(st: &mut State) {

@@ -25,6 +25,18 @@ pub enum Reach {
     Via(ConsumerKey),
 }
 
+impl Reach {
+    /// Whether a message of this reach may go to the consumer `key` (`remote`: another
+    /// node's consumers).
+    pub(crate) fn allows(self, key: ConsumerKey, remote: bool) -> bool {
+        match self {
+            Reach::Any => true,
+            Reach::Local => !remote,
+            Reach::Via(k) => k == key,
+        }
+    }
+}
+
 /// Hears how many consumers this node has for each direct address, for other nodes.
 pub trait Advertiser: Send + Sync {
     /// `level`: `None` — no consumer here any more; `Some(c)` — consumers that can take
@@ -81,16 +93,18 @@ impl Advertised {
         }
     }
 
-    /// Whether the node is in a mesh (outside one, nothing is computed for it).
-    pub(crate) fn live(&self) -> bool {
-        self.slot.get().is_some()
-    }
-
-    /// Tells the advertiser when the level moved enough (and only when there is one).
-    pub(crate) fn update(&mut self, level: Option<u32>) {
+    /// Tells the advertiser, when the node is in a mesh and the level moved enough, the
+    /// level of this node's consumers: `local` is the credit each has (none: no consumer
+    /// here), `held` what waits for them already.
+    pub(crate) fn update(&mut self, local: impl Iterator<Item = u32>, held: usize) {
         let Some(a) = self.slot.get() else {
             return;
         };
+        let mut sum = None;
+        for credit in local {
+            *sum.get_or_insert(0u64) += credit as u64;
+        }
+        let level = sum.map(|s| level_of(s.saturating_sub(held as u64)));
         if level_changed(self.told, level) {
             self.told = level;
             a.advertise(&self.tenant, &self.name, level);

@@ -243,8 +243,9 @@ impl Driver {
             .iter()
             .map(|d| (&d.node, (d.link, d.credit)))
             .collect();
-        self.unbind_where(key, |b| {
-            !wanted.contains_key(&b.0) || wanted.get(&b.0).map(|w| w.0) != Some(b.1.link)
+        // gone from the advertisements, or reached over another connection now
+        self.unbind_where(key, |(node, b)| {
+            wanted.get(node).map(|w| w.0) != Some(b.link)
         });
         for (node, (link, level)) in wanted {
             let bound = self.bindings.get_mut(key).and_then(|m| m.get_mut(node));

@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use throng_amqp::definitions::{
-    condition, Error, Role, SenderSettleMode, Source, Target, TargetTerminus,
+    condition, DeliveryState, Error, Role, SenderSettleMode, Source, Target, TargetTerminus,
 };
 use throng_amqp::engine::{
     Connection, ConnectionConfig, Event, LinkId as EngineLink, LinkSpec, SaslClient, SaslServer,
@@ -451,19 +451,16 @@ impl Link {
     /// A message the neighbour forwarded: handed to the tenant for this node's
     /// consumers, or on towards its destination; settled with the verdict.
     fn on_forwarded(&mut self, link: EngineLink, delivery: u32, payload: Bytes, settled: bool) {
-        let answer = |engine: &mut Connection, v: throng_core::Verdict| {
+        let answer = |engine: &mut Connection, state: DeliveryState| {
             if !settled {
-                engine.disposition(link, delivery, Some(verdict::delivery_state(v)), true);
+                engine.disposition(link, delivery, Some(state), true);
             }
         };
         let msg = match Message::parse(payload) {
             Ok(m) => m,
             Err(_) => {
                 let state = verdict::rejected(condition::DECODE_ERROR, "malformed message");
-                if !settled {
-                    self.engine.disposition(link, delivery, Some(state), true);
-                }
-                return;
+                return answer(&mut self.engine, state);
             }
         };
         let mut hold = None;
@@ -471,18 +468,12 @@ impl Link {
             Ok(r) => r,
             Err(e) => {
                 let state = verdict::rejected(condition::INVALID_FIELD, e.to_string());
-                if !settled {
-                    self.engine.disposition(link, delivery, Some(state), true);
-                }
-                return;
+                return answer(&mut self.engine, state);
             }
         };
         let Some(tenant) = self.mesh.node.tenant(route.tenant) else {
-            answer(
-                &mut self.engine,
-                throng_core::Verdict::Refused(throng_core::Refusal::NotFound),
-            );
-            return;
+            let refusal = throng_core::Verdict::Refused(throng_core::Refusal::NotFound);
+            return answer(&mut self.engine, verdict::delivery_state(refusal));
         };
         let reach = if route.dest == self.mesh.id.as_str() {
             Reach::Local
@@ -493,10 +484,7 @@ impl Link {
             {
                 Some(key) => Reach::Via(key),
                 // no way on from here (routes are changing): back to where it came from
-                None => {
-                    answer(&mut self.engine, throng_core::Verdict::Released);
-                    return;
-                }
+                None => return answer(&mut self.engine, DeliveryState::Released),
             }
         };
         let published = tenant.publish(
@@ -514,7 +502,7 @@ impl Link {
             None,
         );
         if let Some(v) = published.verdict {
-            answer(&mut self.engine, v);
+            answer(&mut self.engine, verdict::delivery_state(v));
         }
     }
 
