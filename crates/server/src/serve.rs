@@ -28,6 +28,7 @@ pub struct ServeOverrides {
 
 /// Runs a standalone node until a termination signal; `Ok` means a clean stop.
 pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), String> {
+    let stop = StopSignals::register();
     let mesh_settings = crate::mesh::MeshSettings::from(&config, &overrides.mesh)?;
     let data_dir = overrides
         .data_dir
@@ -153,7 +154,7 @@ pub async fn serve(config: Config, overrides: ServeOverrides) -> Result<(), Stri
         return Err("no listener to open".into());
     }
     info!(data_dir = %data_dir.display(), "node running");
-    wait_for_signal().await;
+    stop.wait().await;
     info!("stopping");
     for t in tasks {
         t.abort();
@@ -237,24 +238,32 @@ where
     }
 }
 
-async fn wait_for_signal() {
+/// The stop signals, registered before any listener opens: a SIGTERM that arrives
+/// while the node is still starting (a test that stops it at once) is a clean stop
+/// too, not the default action that kills the process.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn register() -> Self {
+        StopSignals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    /// Resolves at SIGTERM or SIGINT.
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        if let Some(term) = self.term.as_mut() {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }
